@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bonebayes.regimens import DRUGS
+
 # variable -> {unit: factor}; canonical value = reported value * factor.
 # The first unit listed for each variable is its canonical unit.
 UNIT_FACTORS: dict[str, dict[str, float]] = {
@@ -46,7 +48,9 @@ EXP_REQUIRED: tuple[str, ...] = (
 )
 EXP_OPTIONAL: tuple[str, ...] = ("route", "note")
 # Drugs that are events rather than doses: their `dose` (and `unit`) may be empty.
-DOSE_OPTIONAL_DRUGS: frozenset[str] = frozenset({"natural_menopause"})
+DOSE_OPTIONAL_DRUGS: frozenset[str] = frozenset(
+    {n for n, d in DRUGS.items() if d.kind == "event"} | {a for d in DRUGS.values() if d.kind == "event" for a in d.aliases}
+)
 
 # below_loq tokens (compared lower-case, stripped); an empty cell means False.
 TRUE_TOKENS: frozenset[str] = frozenset({"true", "1", "1.0", "yes"})

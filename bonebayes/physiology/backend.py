@@ -33,6 +33,8 @@ class Ops:
     sum: Callable[..., Any]
     prod: Callable[..., Any]
     as_array: Callable[[Any], Any]
+    ones: Callable[..., Any]
+    zeros: Callable[..., Any]
     scan: Callable[..., Any]
 
     def is_symbolic(self) -> bool:
@@ -66,6 +68,8 @@ NUMPY = Ops(
     sum=np.sum,
     prod=np.prod,
     as_array=np.asarray,
+    ones=np.ones,
+    zeros=np.zeros,
     scan=_numpy_scan,
 )
 
@@ -98,6 +102,8 @@ def _pytensor_ops() -> Ops:
         sum=pt.sum,
         prod=pt.prod,
         as_array=pt.as_tensor_variable,
+        ones=pt.ones,
+        zeros=pt.zeros,
         scan=scan,
     )
 

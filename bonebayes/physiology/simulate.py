@@ -6,9 +6,17 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from bonebayes.physiology.backend import NUMPY, Ops
-from bonebayes.physiology.schedule import Schedule
+from bonebayes.physiology.schedule import Inputs, Schedule
 from bonebayes.physiology.signalling import DrugEffects, stimuli
-from bonebayes.physiology.turnover import TurnoverRates, TurnoverState, chain, propagate
+from bonebayes.physiology.turnover import (
+    StepCoefficients,
+    TurnoverRates,
+    TurnoverState,
+    apply_step,
+    chain,
+    step_coefficients,
+    take_coefficients,
+)
 
 
 class PhysiologyParams(NamedTuple):
@@ -31,39 +39,100 @@ class Trajectory(NamedTuple):
     S_F: Any  # (J, N)
 
 
-def _stimuli(sched_x: Any, A_res: Any, A_ana: Any, p: PhysiologyParams, ops: Ops) -> tuple[Any, Any]:
+def _stimuli(inp: Inputs, p: PhysiologyParams, ops: Ops) -> tuple[Any, Any]:
     return stimuli(
-        sched_x,
-        A_res if A_res.shape[-1] else None,
-        A_ana if A_ana.shape[-1] else None,
+        inp.x,
+        inp.A_res if inp.A_res.shape[-1] else None,
+        inp.A_ana if inp.A_ana.shape[-1] else None,
         p.gamma, p.e_form, p.res_effects, p.ana_effects, p.alpha, ops,
     )
 
 
-def simulate(schedule: Schedule, p: PhysiologyParams, initial: TurnoverState, ops: Ops = NUMPY) -> Trajectory:
-    """Chain the history and the window; ``initial`` is the reference state for every unit."""
-    state = initial
-    H = schedule.hist_h.shape[0]
-    if H:
-        hS_R, hS_F = _stimuli(schedule.hist_x, schedule.hist_A_res, schedule.hist_A_ana, p, ops)
-        for j in range(H):  # short and ragged: unrolled
-            state = propagate(state, hS_R[j], hS_F[j], schedule.hist_h[j], p.rates, ops)
-    S_R, S_F = _stimuli(schedule.win_x, schedule.win_A_res, schedule.win_A_ana, p, ops)
-    step = ops.as_array(float(schedule.step))
-    path = chain(state, S_R, S_F, step, p.rates, ops)
+def _bank(schedule: Schedule, rates: TurnoverRates, extra_h: Any, ops: Ops) -> tuple[StepCoefficients, int]:
+    """Segment coefficients for every segment length the simulation needs, computed in one call.
+
+    Layout: [history step, window step, N pattern remainders, N tails, extra (observation remainders)].
+    One vectorised call keeps the differentiated graph small (fast to compile) whatever N is.
+    """
+    import numpy as np
+
+    N = len(schedule.units)
+    hs = np.concatenate([[schedule.history_step, schedule.step], schedule.unit_tau, schedule.tail_h,
+                         np.zeros(0) if extra_h is None else np.asarray(extra_h, dtype=float)])
+    return step_coefficients(rates, ops.as_array(hs), ops), N
+
+
+def initial_states(
+    schedule: Schedule, p: PhysiologyParams, n_sites: int, ops: Ops = NUMPY,
+    bank: StepCoefficients | None = None,
+) -> TurnoverState:
+    """States of every unit at the window start t0: history pattern, then the constant tail.
+
+    Patterns are chained with k_M = 1 (m is linear in k_M and starts at 0), so one pattern serves units
+    with different k_M; ``p.rates.k_M`` has a leading unit axis (N, S) or is shared (S,).
+    """
+    import numpy as np
+
+    k_C, k_B, k_M, lam = p.rates
+    if bank is None:
+        bank, _ = _bank(schedule, p.rates, None, ops)
+    N = len(schedule.units)
+    P = schedule.patterns.x.shape[1]
+    S = n_sites
+    pS_R, pS_F = _stimuli(schedule.patterns, p, ops)  # (J_p, P)
+    ones_kM = ops.ones((P, S))
+    ref = TurnoverState(ops.ones((P,)), ops.ones((P,)), ops.zeros((P, S)))
+    path = chain(ref, pS_R, pS_F, ops.as_array(float(schedule.history_step)),
+                 TurnoverRates(k_C, k_B, ones_kM, lam), ops, take_coefficients(bank, 0))
+    C = ops.concatenate([ref.C[None], path.C], axis=0)
+    B = ops.concatenate([ref.B[None], path.B], axis=0)
+    m = ops.concatenate([ref.m[None], path.m], axis=0)
+    pi, node = schedule.unit_pattern, schedule.unit_node
+    kM_units = k_M if k_M.ndim == 2 else k_M[None, :]
+    state = TurnoverState(C[node, pi], B[node, pi], kM_units * m[node, pi])
+    if np.any(schedule.unit_tau > 0):
+        seg = np.minimum(node, schedule.patterns.x.shape[0] - 1)
+        state = apply_step(state, pS_R[seg, pi], pS_F[seg, pi], k_M,
+                           take_coefficients(bank, slice(2, 2 + N)))
+    if np.any(schedule.tail_h > 0):
+        tS_R, tS_F = _stimuli(schedule.tail, p, ops)
+        state = apply_step(state, tS_R, tS_F, k_M, take_coefficients(bank, slice(2 + N, 2 + 2 * N)))
+    return state
+
+
+def simulate(
+    schedule: Schedule, p: PhysiologyParams, n_sites: int, ops: Ops = NUMPY, extra_h: Any = None
+) -> tuple[Trajectory, StepCoefficients]:
+    """States of every unit at the J + 1 window nodes, starting from the reference before its history.
+
+    Also returns the coefficients for ``extra_h`` (observation remainders, see :func:`at_times`).
+    """
+    bank, N = _bank(schedule, p.rates, extra_h, ops)
+    state = initial_states(schedule, p, n_sites, ops, bank)
+    S_R, S_F = _stimuli(schedule.window, p, ops)
+    path = chain(state, S_R, S_F, ops.as_array(float(schedule.step)), p.rates, ops, take_coefficients(bank, 1))
     nodes = TurnoverState(*(ops.concatenate([s0[None], s], axis=0) for s0, s in zip(state, path)))
-    return Trajectory(nodes, S_R, S_F)
+    return Trajectory(nodes, S_R, S_F), take_coefficients(bank, slice(2 + 2 * N, None))
 
 
 def at_times(
-    traj: Trajectory, node: Any, tau: Any, unit: Any, rates_per_obs: TurnoverRates, ops: Ops = NUMPY
+    traj: Trajectory,
+    node: Any,
+    unit: Any,
+    k_M_per_obs: Any = None,
+    tau_coefficients: StepCoefficients | None = None,
+    n_window: int | None = None,
 ) -> TurnoverState:
-    """States at observation times: window ``node`` and remainder ``tau`` (months) for unit ``unit``.
-
-    With tau = 0 this is a gather; otherwise the exact segment map of the following segment is applied.
+    """States at observation times: window ``node`` for unit ``unit``, then (if given) the exact map over
+    each observation's remainder within the following segment, with coefficients from :func:`simulate`'s
+    ``extra_h``. Node and unit are integer arrays (data), so this is a gather.
     """
+    import numpy as np
+
     C, B, m = traj.state
     start = TurnoverState(C[node, unit], B[node, unit], m[node, unit])
-    J = traj.S_R.shape[0]
-    seg = ops.minimum(node, J - 1)
-    return propagate(start, traj.S_R[seg, unit], traj.S_F[seg, unit], tau, rates_per_obs, ops)
+    if tau_coefficients is None:
+        return start
+    J = n_window if n_window is not None else traj.S_R.shape[0]
+    seg = np.minimum(node, J - 1)
+    return apply_step(start, traj.S_R[seg, unit], traj.S_F[seg, unit], k_M_per_obs, tau_coefficients)

@@ -123,6 +123,11 @@ def step_coefficients(rates: TurnoverRates, h: Any, ops: Ops = NUMPY) -> StepCoe
     )
 
 
+def take_coefficients(co: StepCoefficients, index: Any) -> StepCoefficients:
+    """Select entries of coefficients computed for a vector of segment lengths (site axis kept last)."""
+    return StepCoefficients(*(c[index] for c in co))
+
+
 def _site(x: Any) -> Any:
     """Add a trailing site axis (scalars stay scalars)."""
     return x if getattr(x, "ndim", 0) == 0 else x[..., None]
@@ -152,16 +157,17 @@ def chain(
     h: Any,
     rates: TurnoverRates,
     ops: Ops = NUMPY,
+    coefficients: StepCoefficients | None = None,
 ) -> TurnoverState:
     """Chain the exact segment map over segments along the leading axis of ``S_R`` and ``S_F`` (J, ...).
 
     ``h`` is either one segment length for all segments (a uniform grid; the coefficients are computed
-    once) or an array (J, ...) of lengths. Returns the states at the J segment ends, each with a leading
-    axis of length J. A segment of length 0 is the identity, so ragged schedules are padded with h = 0.
+    once, or passed in precomputed) or an array (J, ...) of lengths. Returns the states at the J segment
+    ends, each with a leading axis of length J. A segment of length 0 is the identity.
     """
     uniform = getattr(h, "ndim", 0) == 0
     if uniform:
-        co = step_coefficients(rates, h, ops)
+        co = coefficients if coefficients is not None else step_coefficients(rates, h, ops)
         if ops.is_symbolic() and _shared_rates(rates):
             return _chain_toeplitz(initial, S_R, S_F, h, rates, co, ops)
 

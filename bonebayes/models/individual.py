@@ -1,0 +1,219 @@
+"""Hierarchical model of individual cohort data: population -> cohort -> subject.
+
+Observation model (all on the log scale, subject i in cohort c, variable v, time t):
+
+    log CTX_it   ~ Normal(a_ctx,i  + log C_i(t), sigma_ctx)       left-censored below LOQ (M3, erfc)
+    log P1NP_it  ~ Normal(a_p1np,i + log B_i(t), sigma_p1np)      left-censored below LOQ
+    log BMD_ist  ~ Normal(a_bmd_s,i + log(1 + m_is(t)), sigma_bmd_s)   sigma_bmd: DXA precision
+    log RANKL_it ~ Normal(a_rankl,i + sum_h g_rankl,h x_h,i(t), sigma_rankl)   serum measurement layer
+    log OPG_it   ~ Normal(a_opg,i   + sum_h g_opg,h   x_h,i(t), sigma_opg)
+
+    a_v,i = mu_v + delta_v,c + eta_v,i,  delta_v,c ~ N(0, tau_cohort_v),  eta_v,i ~ N(0, tau_subject_v)
+
+C, B and m come from the two-layer physiology (``bonebayes.physiology``) with subject-specific
+k_M,is = k_M,s * exp(tau_kM * z_i). Cohort effects are non-centred; subject intercepts are centred when a
+subject has on average three or more observations of the variable (the likelihood dominates, and a
+non-centred form would correlate with tau) and non-centred otherwise; with at most one observation per
+subject the subject intercept is dropped (it is not separable from the residual). Priors: ``models.priors``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from bonebayes.models.data import MARKER_LATENT, IndividualData, prepare_individual
+from bonebayes.models.priors import HORMONE_MEANS, PRIORS
+from bonebayes.physiology.backend import get_ops
+from bonebayes.physiology.signalling import DrugEffects
+from bonebayes.physiology.simulate import PhysiologyParams, at_times, simulate
+from bonebayes.physiology.turnover import TurnoverRates, TurnoverState
+
+POPULATION_VARS: tuple[str, ...] = (
+    "k_C", "k_B", "k_M", "lam", "gamma", "e_form", "g_rankl", "g_opg", "emax_res", "ec50_res", "emax_ana",
+    "ec50_ana", "alpha", "mu_level", "tau_subject", "tau_cohort", "tau_kM",
+)
+
+
+class ModelConfig(BaseModel):
+    """Settings of the individual model; stored beside the posterior in every saved fit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "individual"
+    step_months: float = Field(1.0, gt=0, description="window grid step (months)")
+    history_step_months: float = Field(3.0, gt=0, description="segment length in smooth pre-trial changes")
+    random_kM: bool = Field(True, description="subject-level random effect on log k_M")
+    cohort_effects: Literal["hierarchical", "pooled"] = "hierarchical"
+    ratio_driver: Literal["latent", "serum"] = Field(
+        "latent", description="latent local ratio (alpha fixed 1) or serum ratio as driver (alpha estimated)")
+    sites: tuple[str, ...] | None = None
+
+
+def _censored_normal_logp(value, mu, sigma, censored):  # noqa: ANN001, ANN202
+    """Normal log-density, or log P(Y < value) where censored (M3); erfc runs on every back-end."""
+    import pytensor.tensor as pt
+
+    z = (value - mu) / sigma
+    logpdf = -0.5 * z**2 - pt.log(sigma) - 0.5 * np.log(2 * np.pi)
+    logcdf = pt.log(0.5 * pt.erfc(-z / np.sqrt(2.0)))
+    return pt.switch(censored, logcdf, logpdf)
+
+
+def _censored_normal_random(mu, sigma, censored, rng=None, size=None):  # noqa: ANN001, ANN202
+    return rng.normal(mu, sigma, size=size)
+
+
+def build_individual_model(data: IndividualData, config: ModelConfig | None = None):  # noqa: ANN201
+    """Build the PyMC model for :class:`IndividualData`."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    cfg = config or ModelConfig()
+    ops = get_ops("pytensor")
+    sched = data.schedule
+    active = sched.active_hormones()
+    hcols = [sched.hormones.index(h) for h in active]
+    N, S = data.n_subjects, len(data.sites)
+    coords = {
+        "subject": data.subjects, "cohort": data.cohorts, "site": list(data.sites), "hormone": list(active),
+        "antiresorptive": list(sched.antiresorptives), "anabolic": list(sched.anabolics),
+        "level": list(data.levels),
+        "marker_obs": np.arange(len(data.markers)), "bmd_obs": np.arange(len(data.bmd)),
+        "serum_obs": np.arange(len(data.serum)),
+    }
+    with pm.Model(coords=coords) as model:
+        # --- population level -------------------------------------------------------------------------
+        k_C = PRIORS["k_C"].build("k_C")
+        k_B = PRIORS["k_B"].build("k_B")
+        k_M = PRIORS["k_M"].build("k_M", dims="site")
+        lam = PRIORS["lam"].build("lam", dims="site")
+
+        def hormone_vec(name: str):  # noqa: ANN202
+            if not active:
+                return pt.zeros((0,))
+            mu = np.array([HORMONE_MEANS[name][h] for h in active])
+            return PRIORS[name].build(name, dims="hormone", mu=mu)
+
+        gamma, e_form = hormone_vec("gamma"), hormone_vec("e_form")
+        g_rankl, g_opg = hormone_vec("g_rankl"), hormone_vec("g_opg")
+        if cfg.ratio_driver == "serum":
+            alpha = pm.LogNormal("alpha", 0.0, 0.7)
+            gamma_eff = g_rankl - g_opg
+        else:
+            alpha, gamma_eff = 1.0, gamma
+        if sched.antiresorptives:
+            res = DrugEffects(PRIORS["emax_res"].build("emax_res", dims="antiresorptive"),
+                              PRIORS["ec50_res"].build("ec50_res", dims="antiresorptive"))
+        else:
+            res = DrugEffects(pt.zeros((0,)), pt.ones((0,)))
+        if sched.anabolics:
+            ana = DrugEffects(PRIORS["emax_ana"].build("emax_ana", dims="anabolic"),
+                              PRIORS["ec50_ana"].build("ec50_ana", dims="anabolic"))
+        else:
+            ana = DrugEffects(pt.zeros((0,)), pt.ones((0,)))
+
+        # --- levels: population mean, cohort and subject effects ---------------------------------------
+        mu_loc, mu_sd, sig_sd, tau_sd = [], [], [], []
+        for lv in data.levels:
+            key = "bmd" if lv.startswith("bmd_") else lv
+            p_mu = PRIORS[f"mu_{key}"]
+            loc = p_mu.a
+            if key == "bmd":
+                loc = float(np.log(np.mean(np.exp(data.bmd.log_value[data.bmd.variable == lv]))))
+            mu_loc.append(loc)
+            mu_sd.append(p_mu.b)
+            sig_sd.append(PRIORS[f"sigma_{key}"])
+            tau_sd.append(PRIORS["tau_bmd_subject" if key == "bmd" else "tau_subject"].a)
+        mu_level = pm.Normal("mu_level", np.array(mu_loc), np.array(mu_sd), dims="level")
+        sigma_parts = []
+        for lv, pr in zip(data.levels, sig_sd):
+            if pr.dist == "lognormal":
+                sigma_parts.append(pm.LogNormal(f"sigma_{lv}", pr.a, pr.b))
+            else:
+                sigma_parts.append(pm.HalfNormal(f"sigma_{lv}", pr.a))
+        sigma_level = pm.Deterministic("sigma_level", pt.stack(sigma_parts), dims="level")
+        level_mean = mu_level[None, :] * pt.ones((len(data.cohorts), 1))
+        if cfg.cohort_effects == "hierarchical" and len(data.cohorts) > 1:
+            tau_cohort = pm.HalfNormal("tau_cohort", PRIORS["tau_cohort"].a, dims="level")
+            z_c = pm.Normal("z_cohort", 0.0, 1.0, dims=("cohort", "level"))
+            level_mean = level_mean + tau_cohort[None, :] * z_c
+        tau_subject = pm.HalfNormal("tau_subject", np.array(tau_sd), dims="level")
+        columns = []
+        for k, lv in enumerate(data.levels):
+            per_subject = data.obs_per_subject(lv)
+            base = level_mean[data.cohort_of, k]
+            if per_subject.max() <= 1:
+                columns.append(base)
+            elif per_subject.mean() >= 3:
+                columns.append(pm.Normal(f"a_{lv}", base, tau_subject[k], dims="subject"))
+            else:
+                z = pm.Normal(f"z_{lv}", 0.0, 1.0, dims="subject")
+                columns.append(base + tau_subject[k] * z)
+        intercept = pt.stack(columns, axis=1)  # (N, L)
+
+        # --- physiology -----------------------------------------------------------------------------------
+        if cfg.random_kM:
+            tau_kM = PRIORS["tau_kM"].build("tau_kM")
+            z_kM = pm.Normal("z_kM", 0.0, 1.0, dims="subject")
+            kM_subject = k_M[None, :] * pt.exp(tau_kM * z_kM)[:, None]
+        else:
+            kM_subject = k_M[None, :] * pt.ones((N, 1))
+        params = PhysiologyParams(gamma_eff, e_form, res, ana, TurnoverRates(k_C, k_B, kM_subject, lam), alpha)
+        blocks = [b for b in (data.markers, data.bmd) if len(b)]
+        node = np.concatenate([b.node for b in blocks]) if blocks else np.zeros(0, int)
+        unit = np.concatenate([b.unit for b in blocks]) if blocks else np.zeros(0, int)
+        tau = np.concatenate([b.tau for b in blocks]) if blocks else np.zeros(0)
+        need_tau = bool(np.any(tau > 0))
+        traj, tau_co = simulate(sched.restrict_hormones(active), params, S, ops,
+                                extra_h=tau if need_tau else None)
+        st_all = at_times(traj, node, unit, kM_subject[unit] if need_tau else None,
+                          tau_co if need_tau else None, sched.n_window)
+        offsets = np.cumsum([0] + [len(b) for b in blocks])
+        by_block = {id(b): TurnoverState(st_all.C[a:z], st_all.B[a:z], st_all.m[a:z])
+                    for b, a, z in zip(blocks, offsets[:-1], offsets[1:])}
+
+        def states(block):  # noqa: ANN001, ANN202
+            return by_block[id(block)]
+
+        # --- likelihoods ----------------------------------------------------------------------------------
+        mk = data.markers
+        if len(mk):
+            st = states(mk)
+            latent = pt.switch(np.array([MARKER_LATENT[v] == "C" for v in mk.variable]), st.C, st.B)
+            mu = intercept[mk.unit, mk.level] + pt.log(latent)
+            pm.CustomDist("obs_markers", mu, sigma_level[mk.level], mk.censored.astype("int8"),
+                          logp=_censored_normal_logp, random=_censored_normal_random,
+                          observed=mk.log_value, dims="marker_obs")
+        bm = data.bmd
+        if len(bm):
+            st = states(bm)
+            m_obs = st.m[pt.arange(len(bm)), data.site_of_bmd]
+            pm.Normal("obs_bmd", intercept[bm.unit, bm.level] + pt.log1p(m_obs), sigma_level[bm.level],
+                      observed=bm.log_value, dims="bmd_obs")
+        se = data.serum
+        if len(se):
+            x = data.serum_x[:, hcols]
+            is_rankl = np.array([v == "rankl" for v in se.variable])
+            slope = pt.switch(is_rankl[:, None], g_rankl[None, :], g_opg[None, :]) if active else 0.0
+            lin = pt.sum(x * slope, axis=1) if active else 0.0
+            pm.Normal("obs_serum", intercept[se.unit, se.level] + lin, sigma_level[se.level],
+                      observed=se.log_value, dims="serum_obs")
+    return model
+
+
+def population_var_names(model) -> list[str]:  # noqa: ANN001
+    """The population-level free parameters present in ``model`` (for diagnostics and recovery)."""
+    names = {v.name for v in model.free_RVs} | {v.name for v in model.deterministics}
+    extra = [v for v in names if v.startswith("sigma_") and v != "sigma_level"]
+    return [v for v in POPULATION_VARS if v in names] + sorted(extra)
+
+
+def individual_data_from_tables(observations: pd.DataFrame, exposures: pd.DataFrame,
+                                config: ModelConfig | None = None) -> IndividualData:
+    cfg = config or ModelConfig()
+    return prepare_individual(observations, exposures, step_months=cfg.step_months,
+                              history_step_months=cfg.history_step_months, sites=cfg.sites)
