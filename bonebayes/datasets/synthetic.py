@@ -66,7 +66,7 @@ def default_truth(design: SyntheticDesign) -> dict[str, object]:
     res = [d for d in ("alendronate", "zoledronate", "denosumab", "calcitonin") if d in used]
     ana = [d for d in ("teriparatide",) if d in used]
     site_kM = {"lumbar_spine": 0.015, "total_hip": 0.009, "femoral_neck": 0.008}
-    site_bmd = {"lumbar_spine": 1.05, "total_hip": 0.95, "femoral_neck": 0.85}
+    site_bmd = {"lumbar_spine": 0.85, "total_hip": 0.78, "femoral_neck": 0.68}
     emax = {"alendronate": 0.7, "zoledronate": 0.75, "denosumab": 0.93, "calcitonin": 0.3}
     ec50 = {"alendronate": 0.05, "zoledronate": 0.1, "denosumab": 0.01, "calcitonin": 0.5}
     levels = [*MARKERS, *[f"bmd_{s}" for s in design.sites]]
@@ -78,9 +78,10 @@ def default_truth(design: SyntheticDesign) -> dict[str, object]:
         "g_rankl": {"estradiol": -0.15}, "g_opg": {"estradiol": -0.2},
         "emax_res": np.array([emax[d] for d in res]), "ec50_res": np.array([ec50[d] for d in res]),
         "emax_ana": np.array([0.35 for _ in ana]), "ec50_ana": np.array([0.5 for _ in ana]),
+        "eref_ana": np.array([0.35 / 1.5 for _ in ana]),  # effect at the reference exposure
         "antiresorptives": res, "anabolics": ana, "levels": levels,
-        "mu_level": np.array([np.log(0.3), np.log(40.0), np.log(0.4), np.log(5.0),
-                              *[np.log(site_bmd[s]) for s in design.sites]]),
+        "mu_level": np.array([np.log(0.5), np.log(60.0), np.log(0.4), np.log(5.0),
+                              *[np.log(site_bmd[s]) for s in design.sites]]),  # baseline (month 0) levels
         "sigma_level": np.array([0.2, 0.15, 0.4, 0.25, *[0.012] * len(design.sites)]),
         "tau_subject": np.array([0.3, 0.3, 0.4, 0.3, *[0.1] * len(design.sites)]),
         "tau_cohort": np.full(len(levels), 0.1),
@@ -183,8 +184,11 @@ def simulate_cohort(
     mean = intercept[unit, lev]
     is_bmd = np.char.startswith(var.astype(str), "bmd_")
     site_idx = np.array([design.sites.index(v[4:]) if v.startswith("bmd_") else 0 for v in var])
-    mean = mean + np.where(var == "ctx", np.log(st.C), 0.0) + np.where(var == "p1np", np.log(st.B), 0.0)
-    mean = mean + np.where(is_bmd, np.log1p(st.m[np.arange(len(var)), site_idx]), 0.0)
+    b0 = traj.state  # month-0 states: intercepts are baseline levels
+    mean = mean + np.where(var == "ctx", np.log(st.C) - np.log(b0.C[0][unit]), 0.0)
+    mean = mean + np.where(var == "p1np", np.log(st.B) - np.log(b0.B[0][unit]), 0.0)
+    mean = mean + np.where(is_bmd, np.log1p(st.m[np.arange(len(var)), site_idx])
+                           - np.log1p(b0.m[0][unit, site_idx]), 0.0)
     from bonebayes.physiology.inputs import hormone_covariates
 
     x = np.stack([hormone_covariates(units[i].regimen, np.array([t]))[0] for i, t in zip(unit, time)])

@@ -1,15 +1,18 @@
 """Hierarchical model of individual cohort data: population -> cohort -> subject.
 
-Observation model (all on the log scale, subject i in cohort c, variable v, time t):
+Observation model (all on the log scale, subject i in cohort c, variable v, time t; t0 = month 0):
 
-    log CTX_it   ~ Normal(a_ctx,i  + log C_i(t), sigma_ctx)       left-censored below LOQ (M3, erfc)
-    log P1NP_it  ~ Normal(a_p1np,i + log B_i(t), sigma_p1np)      left-censored below LOQ
-    log BMD_ist  ~ Normal(a_bmd_s,i + log(1 + m_is(t)), sigma_bmd_s)   sigma_bmd: DXA precision
+    log CTX_it   ~ Normal(a_ctx,i  + log C_i(t) - log C_i(t0), sigma_ctx)    left-censored below LOQ (M3, erfc)
+    log P1NP_it  ~ Normal(a_p1np,i + log B_i(t) - log B_i(t0), sigma_p1np)   left-censored below LOQ
+    log BMD_ist  ~ Normal(a_bmd_s,i + log(1 + m_is(t)) - log(1 + m_is(t0)), sigma_bmd_s)   DXA precision
     log RANKL_it ~ Normal(a_rankl,i + sum_h g_rankl,h x_h,i(t), sigma_rankl)   serum measurement layer
     log OPG_it   ~ Normal(a_opg,i   + sum_h g_opg,h   x_h,i(t), sigma_opg)
 
     a_v,i = mu_v + delta_v,c + eta_v,i,  delta_v,c ~ N(0, tau_cohort_v),  eta_v,i ~ N(0, tau_subject_v)
 
+The intercepts a_v,i are baseline (month 0) levels: normalising the latent states to each subject's own
+baseline decorrelates the intercepts from the rate and hormone parameters (the subject's pre-trial history
+moves C(t0) and m(t0) with k_M and gamma), which is what makes NUTS trajectories short.
 C, B and m come from the two-layer physiology (``bonebayes.physiology``) with subject-specific
 k_M,is = k_M,s * exp(tau_kM * z_i). Cohort effects are non-centred; subject intercepts are centred when a
 subject has on average three or more observations of the variable (the likelihood dominates, and a
@@ -33,7 +36,7 @@ from bonebayes.physiology.simulate import PhysiologyParams, at_times, simulate
 from bonebayes.physiology.turnover import TurnoverRates, TurnoverState
 
 POPULATION_VARS: tuple[str, ...] = (
-    "k_C", "k_B", "k_M", "lam", "gamma", "e_form", "g_rankl", "g_opg", "emax_res", "ec50_res", "emax_ana",
+    "k_C", "k_B", "k_M", "lam", "gamma", "e_form", "g_rankl", "g_opg", "emax_res", "ec50_res", "eref_ana",
     "ec50_ana", "alpha", "mu_level", "tau_subject", "tau_cohort", "tau_kM",
 )
 
@@ -111,8 +114,9 @@ def build_individual_model(data: IndividualData, config: ModelConfig | None = No
         else:
             res = DrugEffects(pt.zeros((0,)), pt.ones((0,)))
         if sched.anabolics:
-            ana = DrugEffects(PRIORS["emax_ana"].build("emax_ana", dims="anabolic"),
-                              PRIORS["ec50_ana"].build("ec50_ana", dims="anabolic"))
+            eref = PRIORS["eref_ana"].build("eref_ana", dims="anabolic")
+            ec50_ana = PRIORS["ec50_ana"].build("ec50_ana", dims="anabolic")
+            ana = DrugEffects(pm.Deterministic("emax_ana", eref * (1.0 + ec50_ana), dims="anabolic"), ec50_ana)
         else:
             ana = DrugEffects(pt.zeros((0,)), pt.ones((0,)))
 
@@ -121,10 +125,7 @@ def build_individual_model(data: IndividualData, config: ModelConfig | None = No
         for lv in data.levels:
             key = "bmd" if lv.startswith("bmd_") else lv
             p_mu = PRIORS[f"mu_{key}"]
-            loc = p_mu.a
-            if key == "bmd":
-                loc = float(np.log(np.mean(np.exp(data.bmd.log_value[data.bmd.variable == lv]))))
-            mu_loc.append(loc)
+            mu_loc.append(p_mu.a)
             mu_sd.append(p_mu.b)
             sig_sd.append(PRIORS[f"sigma_{key}"])
             tau_sd.append(PRIORS["tau_bmd_subject" if key == "bmd" else "tau_subject"].a)
@@ -172,6 +173,7 @@ def build_individual_model(data: IndividualData, config: ModelConfig | None = No
                                 extra_h=tau if need_tau else None)
         st_all = at_times(traj, node, unit, kM_subject[unit] if need_tau else None,
                           tau_co if need_tau else None, sched.n_window)
+        base = TurnoverState(traj.state.C[0], traj.state.B[0], traj.state.m[0])  # at t0, per subject
         offsets = np.cumsum([0] + [len(b) for b in blocks])
         by_block = {id(b): TurnoverState(st_all.C[a:z], st_all.B[a:z], st_all.m[a:z])
                     for b, a, z in zip(blocks, offsets[:-1], offsets[1:])}
@@ -183,8 +185,10 @@ def build_individual_model(data: IndividualData, config: ModelConfig | None = No
         mk = data.markers
         if len(mk):
             st = states(mk)
-            latent = pt.switch(np.array([MARKER_LATENT[v] == "C" for v in mk.variable]), st.C, st.B)
-            mu = intercept[mk.unit, mk.level] + pt.log(latent)
+            is_C = np.array([MARKER_LATENT[v] == "C" for v in mk.variable])
+            latent = pt.switch(is_C, st.C, st.B)
+            latent0 = pt.switch(is_C, base.C[mk.unit], base.B[mk.unit])
+            mu = intercept[mk.unit, mk.level] + pt.log(latent) - pt.log(latent0)
             pm.CustomDist("obs_markers", mu, sigma_level[mk.level], mk.censored.astype("int8"),
                           logp=_censored_normal_logp, random=_censored_normal_random,
                           observed=mk.log_value, dims="marker_obs")
@@ -192,7 +196,9 @@ def build_individual_model(data: IndividualData, config: ModelConfig | None = No
         if len(bm):
             st = states(bm)
             m_obs = st.m[pt.arange(len(bm)), data.site_of_bmd]
-            pm.Normal("obs_bmd", intercept[bm.unit, bm.level] + pt.log1p(m_obs), sigma_level[bm.level],
+            m_base = base.m[bm.unit, data.site_of_bmd]
+            pm.Normal("obs_bmd", intercept[bm.unit, bm.level] + pt.log1p(m_obs) - pt.log1p(m_base),
+                      sigma_level[bm.level],
                       observed=bm.log_value, dims="bmd_obs")
         se = data.serum
         if len(se):
@@ -217,3 +223,59 @@ def individual_data_from_tables(observations: pd.DataFrame, exposures: pd.DataFr
     cfg = config or ModelConfig()
     return prepare_individual(observations, exposures, step_months=cfg.step_months,
                               history_step_months=cfg.history_step_months, sites=cfg.sites)
+
+
+class IndividualModel:
+    """Hierarchical model of a cohort's long-format data (pymc-marketing-style build / fit / save / load).
+
+    >>> m = IndividualModel(observations, exposures)          # validated tables (datasets.load_cohort)
+    >>> fit = m.fit(draws=1000, tune=1000, chains=4, seed=1)   # nutpie by default
+    >>> fit.verdict.ok, fit.save("fit.nc")
+    """
+
+    def __init__(self, observations: pd.DataFrame, exposures: pd.DataFrame,
+                 config: ModelConfig | dict | None = None) -> None:
+        self.config = config if isinstance(config, ModelConfig) else ModelConfig(**(config or {}))
+        self.observations = observations
+        self.exposures = exposures
+        self.data = individual_data_from_tables(observations, exposures, self.config)
+        self._model = None
+
+    @property
+    def model(self):  # noqa: ANN201
+        """The PyMC model (built on first use)."""
+        if self._model is None:
+            self._model = build_individual_model(self.data, self.config)
+        return self._model
+
+    def build(self):  # noqa: ANN201
+        self._model = build_individual_model(self.data, self.config)
+        return self._model
+
+    def population_vars(self) -> list[str]:
+        return population_var_names(self.model)
+
+    def data_hash(self) -> str:
+        from bonebayes.datasets.io import dataframe_hash
+
+        return dataframe_hash(self.observations) + ":" + dataframe_hash(self.exposures)
+
+    def fit(self, *, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
+            sampler: str = "nutpie", progress: bool = True, target_accept: float = 0.8):  # noqa: ANN201
+        """Sample the posterior and run the diagnostics gate; returns a :class:`bonebayes.fit.Fit`."""
+        import time
+
+        from bonebayes.fit import Fit
+        from bonebayes.inference import diagnose, provenance, sample
+
+        t = time.perf_counter()
+        idata = sample(self.model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
+                       progress=progress, target_accept=target_accept)
+        wall = time.perf_counter() - t
+        prov = provenance(config=self.config.model_dump(mode="json"), data_hash=self.data_hash(), seed=seed,
+                          sampler=sampler, draws=draws, tune=tune, chains=chains, wall_time_s=wall,
+                          extra={"model": "individual", "population_vars": self.population_vars()})
+        verdict = diagnose(idata, self.population_vars())
+        return Fit(idata=idata, provenance=prov, tables={"observations": self.observations,
+                                                        "exposures": self.exposures},
+                   verdict=verdict, model=self)

@@ -1,0 +1,1 @@
+"""Checks of fitted models: parameter recovery (more in later issues: predictive checks, SBC)."""
