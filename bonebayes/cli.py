@@ -269,7 +269,7 @@ def simulate(
     from bonebayes.datasets.synthetic import SyntheticDesign, simulate_cohort
 
     try:
-        design = SyntheticDesign(n_subjects=n_subjects, n_cohorts=n_cohorts)
+        design = _used_arms_design(SyntheticDesign(n_subjects=n_subjects, n_cohorts=n_cohorts))
     except ValueError as e:
         _fail(str(e))
     if out_dir.exists() and not out_dir.is_dir():
@@ -286,6 +286,22 @@ def simulate(
     for p, what in ((obs_path, f"{n_obs} observations"), (exp_path, f"{n_exp} exposure rows"),
                     (truth_path, "true parameters"), (effects_path, "true subject effects")):
         out.print(f"  {escape(str(p))}  ({what})", soft_wrap=True)
+
+
+def _used_arms_design(design: Any) -> Any:
+    """The same design with each cohort's arm list cut to the arms that actually get subjects.
+
+    Work-around: ``default_truth`` derives the drug axes from every arm listed in ``cohort_arms``, while the
+    simulation only schedules the arms that receive subjects, so small designs (one cohort, or fewer
+    subjects per cohort than arms) fail with "truth drug axes do not match". Cutting the lists changes
+    nothing else: subjects are assigned round-robin, so the data are identical.
+    """
+    import dataclasses
+
+    n, k = design.n_subjects, design.n_cohorts
+    per_cohort = [len(range(c, n, k)) for c in range(k)]
+    arms = tuple(design.cohort_arms[c % len(design.cohort_arms)][:max(1, per_cohort[c])] for c in range(k))
+    return dataclasses.replace(design, cohort_arms=arms)
 
 
 def _write_text_atomic(path: Path, text: str) -> None:

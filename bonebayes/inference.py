@@ -96,21 +96,17 @@ def _mock_sample(model: Any, *, draws: int, chains: int, seed: int) -> Any:
     names = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics]
     with model:
         prior = pm.sample_prior_predictive(draws=draws * chains, var_names=names, random_seed=seed)
-    post = prior.prior.stack(s=("chain", "draw")).drop_vars(["s", "chain", "draw"])
-    post = post.assign_coords(s=pd.MultiIndex.from_product([range(chains), range(draws)],
-                                                           names=["chain", "draw"])).unstack("s")
-    post = post.transpose("chain", "draw", ...)
+    post = {k: v.values.reshape(chains, draws, *v.shape[2:]) for k, v in prior.prior.data_vars.items()}
     rng = np.random.default_rng(seed)
     stats = xr.Dataset({
         "diverging": (("chain", "draw"), np.zeros((chains, draws), dtype=bool)),
-        "energy": (("chain", "draw"), rng.normal(size=(chains, draws)).cumsum(axis=1) * 0 + rng.normal(
-            size=(chains, draws))),
+        "energy": (("chain", "draw"), rng.normal(size=(chains, draws))),
         "n_steps": (("chain", "draw"), np.full((chains, draws), 7)),
     }, coords={"chain": np.arange(chains), "draw": np.arange(draws)})
-    return _arviz.from_dict(posterior={k: post[k].values for k in post.data_vars},
+    return _arviz.from_dict(posterior=post,
                             sample_stats={k: stats[k].values for k in stats.data_vars},
                             coords={k: v for k, v in model.coords.items()},
-                            dims={k: list(model.named_vars_to_dims.get(k, [])) for k in post.data_vars})
+                            dims={k: list(model.named_vars_to_dims.get(k, [])) for k in post})
 
 
 @dataclass

@@ -23,6 +23,8 @@ from bonebayes.physiology.turnover import (
     step_coefficients,
 )
 
+pytestmark = pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS")
+
 N_SITES = 2
 
 # --------------------------------------------------------------------------- helpers
@@ -224,7 +226,7 @@ def pt_inputs(rng: np.random.Generator, rates: TurnoverRates):
 PT_RATES = ["generic", "kC_eq_kB", "kB_eq_lam", "kC_eq_lam", "all_within_1e-7", "all_equal", "very_different"]
 
 CONV2_TIE_BUG = (
-    "turnover.conv2 (lines 50-53): with PyTensor autodiff, d conv2(a, b, h) / d a is twice the true value "
+    "turnover.conv2 (lines 53-54): with PyTensor autodiff, d conv2(a, b, h) / d a is twice the true value "
     "when a == b exactly (minimum() sends the full gradient to both tied arguments and abs'(0) = 0); e.g. "
     "a = b = 0.5, h = 2: grad -1.4715 (= -h^2 e^{-ah}), true -0.7358 (= -h^2/2 e^{-ah}). Hits "
     "b_B = k_B conv2(k_C, k_B, h) when k_C == k_B and d_CL = conv2(k_C, lam, h) when k_C == lam"

@@ -62,9 +62,6 @@ class SyntheticDesign:
 
 def default_truth(design: SyntheticDesign) -> dict[str, object]:
     """True population parameters (names and shapes as in the individual model)."""
-    used = {d["drug"] for a in {a for c in design.cohort_arms for a in c} for d in design.arms[a]}
-    res = [d for d in ("alendronate", "zoledronate", "denosumab", "calcitonin") if d in used]
-    ana = [d for d in ("teriparatide",) if d in used]
     site_kM = {"lumbar_spine": 0.015, "total_hip": 0.009, "femoral_neck": 0.008}
     site_bmd = {"lumbar_spine": 0.85, "total_hip": 0.78, "femoral_neck": 0.68}
     emax = {"alendronate": 0.7, "zoledronate": 0.75, "denosumab": 0.93, "calcitonin": 0.3}
@@ -76,10 +73,9 @@ def default_truth(design: SyntheticDesign) -> dict[str, object]:
         "lam": np.full(len(design.sites), 0.008),
         "gamma": {"estradiol": -0.3}, "e_form": {"estradiol": 0.03},
         "g_rankl": {"estradiol": -0.15}, "g_opg": {"estradiol": -0.2},
-        "emax_res": np.array([emax[d] for d in res]), "ec50_res": np.array([ec50[d] for d in res]),
-        "emax_ana": np.array([0.35 for _ in ana]), "ec50_ana": np.array([0.5 for _ in ana]),
-        "eref_ana": np.array([0.35 / 1.5 for _ in ana]),  # effect at the reference exposure
-        "antiresorptives": res, "anabolics": ana, "levels": levels,
+        "emax_res": emax, "ec50_res": ec50,  # per drug; arrays follow the drugs actually used
+        "emax_ana": {"teriparatide": 0.35}, "ec50_ana": {"teriparatide": 0.5},
+        "levels": levels,
         "mu_level": np.array([np.log(0.5), np.log(60.0), np.log(0.4), np.log(5.0),
                               *[np.log(site_bmd[s]) for s in design.sites]]),  # baseline (month 0) levels
         "sigma_level": np.array([0.2, 0.15, 0.4, 0.25, *[0.012] * len(design.sites)]),
@@ -153,15 +149,23 @@ def simulate_cohort(
     hormones = sched.hormones
     kM_subject = np.exp(rng.normal(0.0, truth["tau_kM"], n))
     k_M = truth["k_M"][None, :] * kM_subject[:, None]
+    res, ana = sched.antiresorptives, sched.anabolics
+    missing = [d for d in res if d not in truth["emax_res"]] + [d for d in ana if d not in truth["emax_ana"]]
+    if missing:
+        raise ValueError(f"truth has no Emax/EC50 for drugs used by the design: {missing}")
+    e_ana = np.array([truth["emax_ana"][d] for d in ana])
+    c_ana = np.array([truth["ec50_ana"][d] for d in ana])
+    truth = {**truth, "antiresorptives": list(res), "anabolics": list(ana),
+             "emax_res": np.array([truth["emax_res"][d] for d in res]),
+             "ec50_res": np.array([truth["ec50_res"][d] for d in res]),
+             "emax_ana": e_ana, "ec50_ana": c_ana, "eref_ana": e_ana / (1.0 + c_ana)}
     params = PhysiologyParams(
         gamma=_hormone_vector(truth["gamma"], hormones),
         e_form=_hormone_vector(truth["e_form"], hormones),
-        res_effects=DrugEffects(np.asarray(truth["emax_res"]), np.asarray(truth["ec50_res"])),
-        ana_effects=DrugEffects(np.asarray(truth["emax_ana"]), np.asarray(truth["ec50_ana"])),
+        res_effects=DrugEffects(truth["emax_res"], truth["ec50_res"]),
+        ana_effects=DrugEffects(e_ana, c_ana),
         rates=TurnoverRates(np.float64(truth["k_C"]), np.float64(truth["k_B"]), k_M, np.asarray(truth["lam"])),
     )
-    if tuple(truth["antiresorptives"]) != sched.antiresorptives or tuple(truth["anabolics"]) != sched.anabolics:
-        raise ValueError("truth drug axes do not match the drugs used by the design's arms")
     # observation design: (subject, variable, time) for every scheduled measurement
     levels = list(truth["levels"])
     L = len(levels)

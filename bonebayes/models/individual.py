@@ -256,9 +256,24 @@ class IndividualModel:
         return population_var_names(self.model)
 
     def data_hash(self) -> str:
+        """Content hash of the canonical columns of both tables (independent of row order and extras)."""
         from bonebayes.datasets.io import dataframe_hash
 
-        return dataframe_hash(self.observations) + ":" + dataframe_hash(self.exposures)
+        def canon(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+            out = df.reindex(columns=cols).copy()
+            for c in cols:
+                if out[c].dtype.kind in "fc":
+                    out[c] = out[c].round(12)
+                elif out[c].dtype.kind != "b":
+                    col = out[c].astype(object)
+                    out[c] = col.where(col.notna(), "").astype(str).replace({"nan": "", "None": ""})
+            return out.sort_values(cols).reset_index(drop=True)
+
+        obs = canon(self.observations, ["subject", "cohort", "time_months", "variable", "value", "unit",
+                                         "below_loq"])
+        exp = canon(self.exposures, ["subject", "drug", "dose", "unit", "start_month", "stop_month",
+                                      "every_months", "route"])
+        return dataframe_hash(obs)[:32] + dataframe_hash(exp)[:32]
 
     def fit(self, *, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
             sampler: str = "nutpie", progress: bool = True, target_accept: float = 0.8):  # noqa: ANN201
