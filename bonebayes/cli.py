@@ -86,11 +86,7 @@ out = Console(highlight=False)  # results (stdout)
 err = Console(stderr=True, highlight=False)  # progress, warnings and errors (stderr)
 
 
-class SamplerName(str, Enum):
-    nutpie = "nutpie"
-    pymc = "pymc"
-    numpyro = "numpyro"
-    mock = "mock"
+SamplerName = Enum("SamplerName", {n: n for n in SAMPLER_NAMES}, type=str)  # type: ignore[misc]
 
 
 class SummaryFormat(str, Enum):
@@ -130,14 +126,18 @@ def _need_file(path: Path, what: str) -> None:
 
 
 def _check_output(path: Path, force: bool, what: str = "output file") -> None:
-    """Refuse an existing output without --force; check the folder is writable before long work."""
-    import os
-
+    """Refuse an existing output without --force (checked first, before any work)."""
     if path.is_dir():
         _fail(f"{what} {path} is a directory; give a file name such as {path / 'fit.nc'}")
     if path.exists() and not force:
         _fail(f"{what} {path} already exists; refusing to overwrite it. "
               "Pass --force to replace it, or choose another --out.")
+
+
+def _check_writable(path: Path, what: str = "output file") -> None:
+    """Create the output's folder and check it is writable, so a long fit is not lost at the end."""
+    import os
+
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -383,6 +383,7 @@ def fit(
         except ValueError as e:
             _fail(f"the data cannot be used by the individual model: {e}")
 
+    _check_writable(out_file, "--out")
     name = sampler.value
     if name == "mock":
         err.print("[yellow]sampler 'mock': drawing from the prior (testing only; not inference).[/]")
@@ -510,14 +511,17 @@ def demo(
         case_sensitive=False)] = SamplerName.nutpie,
     progress: Annotated[bool, typer.Option(
         "--progress/--no-progress", help="Show the sampler's progress bar.")] = True,
-    force: Annotated[bool, typer.Option("--force", help="Redo the job even if results already exist in --out.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Refit even when --out already holds a finished fit of the same data and "
+                        "settings (by default such a fit is reused, so a rerun resumes).")] = False,
 ) -> None:
     """Run the main job end to end on the default synthetic cohort.
 
-    Simulates the default cohort (known true parameters), fits the individual model, runs the
-    convergence diagnostics and checks parameter recovery against the truth, and writes the results
-    (data, fit, diagnostics and recovery tables) to --out. With the defaults this is real MCMC and takes
-    minutes. Exit code 3 if the diagnostics gate failed (results are still written).
+    Simulates the default cohort (3 cohorts, known true parameters), fits the hierarchical individual
+    model, runs the convergence diagnostics, checks parameter recovery (is each true value inside its
+    90% posterior interval?) and writes everything to --out: the simulated data and truth (data/), the
+    fit (fit.nc), diagnostics.txt, recovery.csv, summary.json and summary.md. With the defaults this is
+    real MCMC and takes minutes. Exit code 3 if the diagnostics gate failed (results are still written).
     """
     try:
         from bonebayes.pipeline import run_main_job
@@ -543,10 +547,31 @@ def demo(
         for p in sorted(out_dir.rglob("*")):
             if p.is_file() and not p.name.startswith("."):
                 out.print(f"  {escape(str(p))}", soft_wrap=True)
-    ok = _job_ok(result)
-    if ok is False:
+    _print_job_summary(result)
+    if _job_ok(result) is False:
         _gate_failed_warning(str(out_dir), sampler.value)
         raise typer.Exit(EXIT_DIAGNOSTICS_FAILED)
+
+
+def _print_job_summary(result: Any) -> None:
+    """A few lines from ``run_main_job``'s summary dict (whatever of it is present)."""
+    if not isinstance(result, dict):
+        return
+    if result.get("reused_existing_fit"):
+        out.print("Reused the existing fit (same data and settings); pass --force to refit.")
+    diag = result.get("diagnostics")
+    if isinstance(diag, dict) and isinstance(diag.get("ok"), bool):
+        head = "[green]PASS[/]" if diag["ok"] else "[bold red]FAIL[/]"
+        out.print(f"Diagnostics: {head}", soft_wrap=True)
+        for problem in diag.get("problems") or []:
+            out.print(f"  ! {escape(str(problem))}", soft_wrap=True)
+    rec = result.get("recovery")
+    if isinstance(rec, dict) and rec.get("n_parameters"):
+        line = (f"Parameter recovery: {rec.get('n_covered_90', '?')}/{rec['n_parameters']} true values "
+                "inside their 90% posterior intervals")
+        missed = rec.get("not_covered") or []
+        out.print(escape(line + (f" (outside: {', '.join(map(str, missed))})" if missed else "")),
+                  soft_wrap=True)
 
 
 def _job_ok(result: Any) -> bool | None:

@@ -230,14 +230,15 @@ def population_preset(
     if name not in POPULATIONS:
         raise ValueError(f"unknown population {name!r}; valid: {', '.join(POPULATIONS)}")
     onset = -12.0 * years_since_onset
+    ysm_default = 10.0 if years_since_menopause is None else years_since_menopause
     if name == "premenopausal":
         return PopulationPreset(name, "female", {})
     if name == "perimenopausal":
         return PopulationPreset(name, "female", {}, (Dose(drug="natural_menopause", start_month=12.0),),
                                 "final menstrual period one year after the start")
     if name == "postmenopausal":
-        ysm = 10.0 if years_since_menopause is None else years_since_menopause
-        return PopulationPreset(name, "female", {}, (Dose(drug="natural_menopause", start_month=-12.0 * ysm),),
+        return PopulationPreset(name, "female", {}, (Dose(drug="natural_menopause",
+                                                         start_month=-12.0 * ysm_default),),
                                 "natural menopause years_since_menopause before the start (default 10)")
     if name == "eugonadal_male":
         return PopulationPreset(name, "male", {})
@@ -246,14 +247,14 @@ def population_preset(
                                 "testosterone < 275 ng/dL (TTrials entry), onset years_since_onset before")
     if name == "glucocorticoid_user":
         return PopulationPreset(name, "female", {}, (
-            Dose(drug="natural_menopause", start_month=-12.0 * (years_since_menopause or 10.0)),
+            Dose(drug="natural_menopause", start_month=-12.0 * ysm_default),
             Dose(drug="glucocorticoid", dose=7.5, unit="mg/day", start_month=onset / 5),
         ), "postmenopausal woman on prednisone 7.5 mg/day for a year before the start")
     if name == "hyperthyroid":
         return PopulationPreset(name, "female", {"thyroid": 3.0}, (),
                                 "free T4 2.5x the reference (untreated overt hyperthyroidism)")
     return PopulationPreset(name, "female", {"pth": 196.0}, (
-        Dose(drug="natural_menopause", start_month=-12.0 * (years_since_menopause or 10.0)),),
+        Dose(drug="natural_menopause", start_month=-12.0 * ysm_default),),
         "PTH 196 pg/mL (Grigorie 2013), postmenopausal")
 
 

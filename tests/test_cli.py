@@ -235,3 +235,11 @@ def test_demo_reports_failed_gate(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     monkeypatch.setitem(sys.modules, "bonebayes.pipeline", module)
     result = invoke(["demo", "--out", tmp_path / "r", "--sampler", "mock"], EXIT_DIAGNOSTICS_FAILED)
     assert "CONVERGENCE DIAGNOSTICS FAILED" in result.stderr
+
+
+def test_demo_runs_the_real_pipeline_with_mock_sampler(tmp_path: Path) -> None:
+    pytest.importorskip("bonebayes.pipeline")
+    out = tmp_path / "results"
+    result = invoke(["demo", "--out", out, "--n-subjects", "12", *MOCK], EXIT_DIAGNOSTICS_FAILED)
+    assert "Results written to" in result.stdout and "Diagnostics" in result.stdout
+    assert (out / "fit.nc").is_file()

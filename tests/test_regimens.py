@@ -202,11 +202,6 @@ def test_unknown_population_lists_valid_ones() -> None:
         assert name in msg
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "regimens.population_preset (lines 249 and 256) uses `years_since_menopause or 10.0`, so an explicit "
-    "years_since_menopause=0 (menopause at the start) is replaced by the 10-year default for "
-    "'glucocorticoid_user' and 'primary_hyperparathyroidism' (natural_menopause start_month -120 instead "
-    "of 0), unlike 'postmenopausal', which tests `is None`"))
 @pytest.mark.parametrize("name", ["glucocorticoid_user", "primary_hyperparathyroidism"])
 def test_population_preset_zero_years_since_menopause(name: str) -> None:
     p = population_preset(name, years_since_menopause=0)

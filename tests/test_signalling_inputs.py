@@ -387,12 +387,6 @@ def test_locate_rejects_times_outside_the_window() -> None:
             sched.locate(np.array([bad]))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "schedule.Schedule.locate (lines 94-95) only rejects node > n_window, so a time in the open interval "
-    "(node_times[-1], node_times[-1] + step) is accepted as node = n_window with a positive remainder, "
-    "although its own error message says the window is [t0, node_times[-1]]; at_times then propagates it "
-    "with the last window segment's inputs (extrapolation, e.g. ignoring a dose after t_end). "
-    "build_schedule([Unit('a', ())], 6.0).locate([6.5]) returns (node 6, tau 0.5) instead of raising"))
 def test_locate_rejects_times_just_past_the_last_node() -> None:
     sched = build_schedule([Unit("a", ())], 6.0)
     with pytest.raises(ValueError, match="outside the window"):
@@ -414,7 +408,7 @@ def test_build_schedule_rejects_bad_steps() -> None:
          levels={"thyroid": 3.0}),
     pytest.param(Unit("hyper_zol_before", (Dose(drug="zoledronate", dose=5, unit="mg", start_month=-6,
                                                 stop_month=-6),), levels={"thyroid": 3.0}),
-                 marks=pytest.mark.xfail(strict=True, reason=LEVELS_HISTORY_BUG)),
+                 ),
 ], ids=lambda u: u.name)
 def test_simulate_matches_a_direct_fine_chain(unit: Unit) -> None:
     """Independent of the pattern/tail machinery: chain from the reference far in the past on a fine grid
@@ -442,7 +436,6 @@ def test_simulate_matches_a_direct_fine_chain(unit: Unit) -> None:
         np.testing.assert_allclose(traj.state.m[k, 0], path.m[j, 0], rtol=2e-2, atol=1e-3)
 
 
-@pytest.mark.xfail(strict=True, reason=LEVELS_HISTORY_BUG)
 def test_null_history_item_does_not_erase_preset_level_history() -> None:
     """A zero-dose item before t0 changes no input, so it must not change the state at t0."""
     plain = Unit("a", (), levels={"thyroid": 3.0})

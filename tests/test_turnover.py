@@ -235,7 +235,7 @@ CONV2_TIE_BUG = (
 
 def _grad_case(name: str):
     exact_tie_with_k_C = name in ("kC_eq_kB", "kC_eq_lam", "all_equal")
-    marks = [pytest.mark.xfail(reason=CONV2_TIE_BUG, strict=True)] if exact_tie_with_k_C else []
+    marks = []
     return pytest.param(name, marks=marks)
 
 
@@ -395,7 +395,6 @@ def test_pytensor_conv2_gradient_near_tie_is_correct() -> None:
         assert g(A, B) == pytest.approx(fd, rel=1e-7)
 
 
-@pytest.mark.xfail(reason=CONV2_TIE_BUG, strict=True)
 def test_pytensor_conv2_gradient_at_exact_tie() -> None:
     pytensor = pytest.importorskip("pytensor")
     import pytensor.tensor as pt

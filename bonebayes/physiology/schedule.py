@@ -92,7 +92,8 @@ class Schedule:
         times = np.asarray(times, dtype=float)
         pos = (times - self.t0) / self.step
         node = np.floor(pos + 1e-9).astype(int)
-        if np.any(node < 0) or np.any(node > self.n_window):
+        past_end = (node == self.n_window) & (pos > self.n_window + 1e-9)
+        if np.any(node < 0) or np.any(node > self.n_window) or np.any(past_end):
             raise ValueError(f"times outside the window [{self.t0}, {self.node_times[-1]}] months")
         tau = np.clip(times - (self.t0 + node * self.step), 0.0, None)
         return node, np.where(tau < 1e-9, 0.0, tau)
@@ -123,9 +124,12 @@ def _inputs(unit: Unit, regimen: Sequence[Dose], t: np.ndarray, res: tuple[str, 
 def _history(unit: Unit, t0: float) -> tuple[float, float, tuple[Dose, ...]] | None:
     """(first change, last change, items shifted to start at 0) for what happens before t0, or None."""
     items = tuple(d for d in unit.regimen if d.start_month < t0 and d.drug != "placebo")
-    if not items:
+    if not items and not unit.levels:
         return None
     firsts, lasts = [], []
+    if unit.levels:  # non-reference preset levels have been in place for BASELINE_HISTORY_MONTHS
+        firsts.append(t0 - BASELINE_HISTORY_MONTHS)
+        lasts.append(t0 - BASELINE_HISTORY_MONTHS)
     for d in items:
         ev = event_times([d], t0)
         wins = smooth_windows([d], t0)
@@ -166,8 +170,6 @@ def build_schedule(
     for i, u in enumerate(units):
         h = _history(u, t0)
         if h is None:
-            if u.levels:
-                hist_start[i] = t0 - BASELINE_HISTORY_MONTHS
             unit_pattern[i] = -1
             continue
         first, last, shifted = h

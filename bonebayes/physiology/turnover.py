@@ -50,8 +50,9 @@ def phi1(z: Any, ops: Ops = NUMPY) -> Any:
 
 def conv2(a: Any, b: Any, h: Any, ops: Ops = NUMPY) -> Any:
     """Convolution of exp(-a t) and exp(-b t) at time h: (e^{-a h} - e^{-b h}) / (b - a), stable at a == b."""
-    lo = ops.minimum(a, b)
-    return h * ops.exp(-lo * h) * phi1(-ops.abs(a - b) * h, ops)
+    gap = ops.abs(a - b)
+    lo = 0.5 * (a + b - gap)  # min(a, b), with the symmetric gradient 1/2 at a tie (not 1 to both)
+    return h * ops.exp(-lo * h) * phi1(-gap * h, ops)
 
 
 def conv3(a: Any, b: Any, c: Any, h: Any, ops: Ops = NUMPY) -> Any:
