@@ -17,7 +17,8 @@ def summary(idata: Any, var_names: Sequence[str] | None = None, hdi_prob: float 
     """Posterior summary table (mean, sd, HDI, MCSE, ESS, R-hat) per scalar parameter."""
     import arviz as az
 
-    return az.summary(idata, var_names=list(var_names) if var_names else None, hdi_prob=hdi_prob)
+    return az.summary(idata, var_names=list(var_names) if var_names else None, hdi_prob=hdi_prob,
+                      round_to="none")
 
 
 def rhat(idata: Any, var_names: Sequence[str] | None = None) -> xr.Dataset:

@@ -51,7 +51,7 @@ def _truth_point(model, cohort) -> dict:
         "ec50_res_log__": np.log(t["ec50_res"]), "eref_ana_log__": np.log(t["eref_ana"]),
         "ec50_ana_log__": np.log(t["ec50_ana"]), "mu_level": np.asarray(t["mu_level"]),
         "tau_subject_log__": np.log(t["tau_subject"]), "tau_cohort_log__": np.log(t["tau_cohort"]),
-        "z_cohort": t["cohort_effects"] / t["tau_cohort"], "tau_kM_log__": np.log(t["tau_kM"]),
+        "cohort_level": np.asarray(t["mu_level"]) + t["cohort_effects"], "tau_kM_log__": np.log(t["tau_kM"]),
         "z_kM": np.log(eff["kM_multiplier"].to_numpy()) / t["tau_kM"],
     })
     for k, lv in enumerate(levels):

@@ -195,7 +195,8 @@ def simulate_cohort(
                            - np.log1p(b0.m[0][unit, site_idx]), 0.0)
     from bonebayes.physiology.inputs import hormone_covariates
 
-    x = np.stack([hormone_covariates(units[i].regimen, np.array([t]))[0] for i, t in zip(unit, time)])
+    x = np.stack([np.subtract(*hormone_covariates(units[i].regimen, np.array([t, 0.0])))
+                  for i, t in zip(unit, time)])  # change from month 0: intercepts are baseline levels
     g_r = _hormone_vector(truth["g_rankl"], hormones)
     g_o = _hormone_vector(truth["g_opg"], hormones)
     mean = mean + np.where(var == "rankl", x @ g_r, 0.0) + np.where(var == "opg", x @ g_o, 0.0)

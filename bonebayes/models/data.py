@@ -61,7 +61,7 @@ class IndividualData:
     markers: Block  # ctx / p1np
     bmd: Block
     serum: Block
-    serum_x: np.ndarray  # (n_serum, n_hormones) covariates at the serum observation times
+    serum_x: np.ndarray  # (n_serum, n_hormones) covariates at the serum times minus those at month 0
     site_of_bmd: np.ndarray  # (n_bmd,) site index
     unused: dict[str, int]  # variables present in the table but not used by the model, with counts
     regimens: dict[str, tuple[Dose, ...]]
@@ -137,7 +137,8 @@ def prepare_individual(
     for i in np.unique(serum.unit):
         sel = serum.unit == i
         t = obs.loc[np.isin(var, list(SERUM)), "time_months"].to_numpy(float)[sel]
-        serum_x[sel] = hormone_covariates(regimens[subjects[i]], t, units[i].sex)
+        x = hormone_covariates(regimens[subjects[i]], np.append(t, 0.0), units[i].sex)
+        serum_x[sel] = x[:-1] - x[-1]  # change from baseline: intercepts are baseline levels
     site_of_bmd = np.array([sites.index(v[4:]) for v in bmd.variable], dtype=int)
     return IndividualData(subjects, cohorts, cohort_of, sites, levels, schedule, markers, bmd, serum, serum_x,
                           site_of_bmd, unused, regimens)

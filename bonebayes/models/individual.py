@@ -5,16 +5,17 @@ Observation model (all on the log scale, subject i in cohort c, variable v, time
     log CTX_it   ~ Normal(a_ctx,i  + log C_i(t) - log C_i(t0), sigma_ctx)    left-censored below LOQ (M3, erfc)
     log P1NP_it  ~ Normal(a_p1np,i + log B_i(t) - log B_i(t0), sigma_p1np)   left-censored below LOQ
     log BMD_ist  ~ Normal(a_bmd_s,i + log(1 + m_is(t)) - log(1 + m_is(t0)), sigma_bmd_s)   DXA precision
-    log RANKL_it ~ Normal(a_rankl,i + sum_h g_rankl,h x_h,i(t), sigma_rankl)   serum measurement layer
-    log OPG_it   ~ Normal(a_opg,i   + sum_h g_opg,h   x_h,i(t), sigma_opg)
+    log RANKL_it ~ Normal(a_rankl,i + sum_h g_rankl,h (x_h,i(t) - x_h,i(t0)), sigma_rankl)   serum layer
+    log OPG_it   ~ Normal(a_opg,i   + sum_h g_opg,h   (x_h,i(t) - x_h,i(t0)), sigma_opg)
 
-    a_v,i = mu_v + delta_v,c + eta_v,i,  delta_v,c ~ N(0, tau_cohort_v),  eta_v,i ~ N(0, tau_subject_v)
+    a_v,i ~ N(c_v,c, tau_subject_v),   c_v,c ~ N(mu_v, tau_cohort_v)        (cohort c of subject i)
 
 The intercepts a_v,i are baseline (month 0) levels: normalising the latent states to each subject's own
 baseline decorrelates the intercepts from the rate and hormone parameters (the subject's pre-trial history
 moves C(t0) and m(t0) with k_M and gamma), which is what makes NUTS trajectories short.
 C, B and m come from the two-layer physiology (``bonebayes.physiology``) with subject-specific
-k_M,is = k_M,s * exp(tau_kM * z_i). Cohort effects are non-centred; subject intercepts are centred when a
+k_M,is = k_M,s * exp(tau_kM * z_i). Cohort means are centred (each is pinned by many subjects); subject
+intercepts are centred when a
 subject has on average three or more observations of the variable (the likelihood dominates, and a
 non-centred form would correlate with tau) and non-centred otherwise; with at most one observation per
 subject the subject intercept is dropped (it is not separable from the residual). Priors: ``models.priors``.
@@ -48,7 +49,7 @@ class ModelConfig(BaseModel):
 
     name: str = "individual"
     step_months: float = Field(1.0, gt=0, description="window grid step (months)")
-    history_step_months: float = Field(3.0, gt=0, description="segment length in smooth pre-trial changes")
+    history_step_months: float = Field(1.0, gt=0, description="segment length in smooth pre-trial changes")
     random_kM: bool = Field(True, description="subject-level random effect on log k_M")
     cohort_effects: Literal["hierarchical", "pooled"] = "hierarchical"
     ratio_driver: Literal["latent", "serum"] = Field(
@@ -139,9 +140,10 @@ def build_individual_model(data: IndividualData, config: ModelConfig | None = No
         sigma_level = pm.Deterministic("sigma_level", pt.stack(sigma_parts), dims="level")
         level_mean = mu_level[None, :] * pt.ones((len(data.cohorts), 1))
         if cfg.cohort_effects == "hierarchical" and len(data.cohorts) > 1:
+            # centred: each cohort mean is pinned by its many subjects, so a non-centred offset would be
+            # strongly correlated with tau_cohort (a funnel in the other direction)
             tau_cohort = pm.HalfNormal("tau_cohort", PRIORS["tau_cohort"].a, dims="level")
-            z_c = pm.Normal("z_cohort", 0.0, 1.0, dims=("cohort", "level"))
-            level_mean = level_mean + tau_cohort[None, :] * z_c
+            level_mean = pm.Normal("cohort_level", level_mean, tau_cohort[None, :], dims=("cohort", "level"))
         tau_subject = pm.HalfNormal("tau_subject", np.array(tau_sd), dims="level")
         columns = []
         for k, lv in enumerate(data.levels):

@@ -42,8 +42,11 @@ def emax_effect(A: Any, effects: DrugEffects) -> Any:
 
 
 def resorption_inhibition(A: Any, effects: DrugEffects, ops: Ops = NUMPY) -> Any:
-    """Combined inhibition I_R in [0, 1): independent action, 1 - prod(1 - I_d)."""
-    return 1.0 - ops.prod(1.0 - emax_effect(A, effects), axis=-1)
+    """Combined inhibition I_R in [0, 1): independent action, 1 - prod(1 - I_d).
+
+    Written as 1 - exp(sum log(1 - I_d)) so its gradient has no product-without-zeros (unsupported by JAX).
+    """
+    return -ops.expm1(ops.sum(ops.log1p(-emax_effect(A, effects)), axis=-1))
 
 
 def formation_enhancement(A: Any, effects: DrugEffects, ops: Ops = NUMPY) -> Any:
