@@ -29,6 +29,8 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
+from bonebayes._atomic import write_text_atomic
+
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
 EXIT_DIAGNOSTICS_FAILED = 3
@@ -269,7 +271,7 @@ def simulate(
     from bonebayes.datasets.synthetic import SyntheticDesign, simulate_cohort
 
     try:
-        design = _used_arms_design(SyntheticDesign(n_subjects=n_subjects, n_cohorts=n_cohorts))
+        design = SyntheticDesign(n_subjects=n_subjects, n_cohorts=n_cohorts)
     except ValueError as e:
         _fail(str(e))
     if out_dir.exists() and not out_dir.is_dir():
@@ -278,7 +280,7 @@ def simulate(
         cohort = simulate_cohort(design, seed=seed)
         obs_path, exp_path = cohort.write(str(out_dir))
         truth_path = out_dir / "truth.json"
-        _write_text_atomic(truth_path, json.dumps(cohort.truth, indent=2, default=_json_default) + "\n")
+        write_text_atomic(json.dumps(cohort.truth, indent=2, default=_json_default) + "\n", truth_path)
         effects = cohort.subject_effects.rename_axis("subject").reset_index()
         effects_path = write_table_atomic(effects, out_dir / "subject_effects.csv")
     n_obs, n_exp = len(cohort.observations), len(cohort.exposures)
@@ -286,38 +288,6 @@ def simulate(
     for p, what in ((obs_path, f"{n_obs} observations"), (exp_path, f"{n_exp} exposure rows"),
                     (truth_path, "true parameters"), (effects_path, "true subject effects")):
         out.print(f"  {escape(str(p))}  ({what})", soft_wrap=True)
-
-
-def _used_arms_design(design: Any) -> Any:
-    """The same design with each cohort's arm list cut to the arms that actually get subjects.
-
-    Work-around: ``default_truth`` derives the drug axes from every arm listed in ``cohort_arms``, while the
-    simulation only schedules the arms that receive subjects, so small designs (one cohort, or fewer
-    subjects per cohort than arms) fail with "truth drug axes do not match". Cutting the lists changes
-    nothing else: subjects are assigned round-robin, so the data are identical.
-    """
-    import dataclasses
-
-    n, k = design.n_subjects, design.n_cohorts
-    per_cohort = [len(range(c, n, k)) for c in range(k)]
-    arms = tuple(design.cohort_arms[c % len(design.cohort_arms)][:max(1, per_cohort[c])] for c in range(k))
-    return dataclasses.replace(design, cohort_arms=arms)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- fit

@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from bonebayes import _arviz
+from bonebayes._atomic import write_atomic
 
 Sampler = Literal["nutpie", "pymc", "numpyro", "mock"]
 SAMPLERS: tuple[str, ...] = ("nutpie", "pymc", "numpyro", "mock")
@@ -262,17 +262,7 @@ def save_fit(idata: Any, path: str | os.PathLike[str], prov: dict[str, Any],
     idata.posterior.attrs[PROVENANCE_ATTR] = json.dumps(prov, default=_json_default)
     if tables:
         _arviz.add_groups(idata, {f"table_{k}": _table_to_dataset(v) for k, v in tables.items()})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        _arviz.to_netcdf(idata, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda tmp: _arviz.to_netcdf(idata, str(tmp)))
 
 
 def load_fit(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any], dict[str, pd.DataFrame]]:

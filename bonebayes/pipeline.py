@@ -7,36 +7,18 @@ provenance matches the request is reused, not refitted).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bonebayes._atomic import write_text_atomic
 from bonebayes.checks.recovery import recovery_table
 from bonebayes.datasets.io import write_table_atomic
 from bonebayes.datasets.synthetic import SyntheticDesign, simulate_cohort
 from bonebayes.fit import Fit
 from bonebayes.models.individual import IndividualModel
-
-
-def write_text_atomic(text: str, path: str | os.PathLike[str]) -> Path:
-    """Write text to ``path`` via a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _json(obj: Any) -> Any:

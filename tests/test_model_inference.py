@@ -51,10 +51,14 @@ def _truth_point(model, cohort) -> dict:
         "ec50_res_log__": np.log(t["ec50_res"]), "eref_ana_log__": np.log(t["eref_ana"]),
         "ec50_ana_log__": np.log(t["ec50_ana"]), "mu_level": np.asarray(t["mu_level"]),
         "tau_subject_log__": np.log(t["tau_subject"]), "tau_cohort_log__": np.log(t["tau_cohort"]),
-        "cohort_level": np.asarray(t["mu_level"]) + t["cohort_effects"], "tau_kM_log__": np.log(t["tau_kM"]),
+        "tau_kM_log__": np.log(t["tau_kM"]),
         "z_kM": np.log(eff["kM_multiplier"].to_numpy()) / t["tau_kM"],
     })
     for k, lv in enumerate(levels):
+        if f"cohort_{lv}" in point:
+            point[f"cohort_{lv}"] = t["mu_level"][k] + t["cohort_effects"][:, k]
+        else:
+            point[f"z_cohort_{lv}"] = t["cohort_effects"][:, k] / t["tau_cohort"][k]
         point[f"sigma_{lv}_log__"] = np.log(t["sigma_level"][k])
         point[f"a_{lv}"] = eff[f"intercept_{lv}"].to_numpy()
     assert set(point) == set(m.initial_point())

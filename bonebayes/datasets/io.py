@@ -347,26 +347,9 @@ def load_cohort(observations_path: str | os.PathLike[str],
 # --------------------------------------------------------------------------- output
 def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write `df` as CSV (no index) atomically: temp file in the same dir, fsync, os.replace."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "x", newline="", encoding="utf-8") as fh:
-            df.to_csv(fh, index=False, lineterminator="\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:  # persist the rename itself (POSIX); best effort
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-    return path
+    from bonebayes._atomic import write_atomic
+
+    return write_atomic(path, lambda tmp: df.to_csv(tmp, index=False, lineterminator="\n"))
 
 
 def dataframe_hash(df: pd.DataFrame) -> str:

@@ -14,8 +14,9 @@ The intercepts a_v,i are baseline (month 0) levels: normalising the latent state
 baseline decorrelates the intercepts from the rate and hormone parameters (the subject's pre-trial history
 moves C(t0) and m(t0) with k_M and gamma), which is what makes NUTS trajectories short.
 C, B and m come from the two-layer physiology (``bonebayes.physiology``) with subject-specific
-k_M,is = k_M,s * exp(tau_kM * z_i). Cohort means are centred (each is pinned by many subjects); subject
-intercepts are centred when a
+k_M,is = k_M,s * exp(tau_kM * z_i). Cohort means are centred for variables with at least
+``CENTRED_MIN_OBS`` observations per subject on average (pinned by the data) and non-centred otherwise (the
+funnel at small tau_cohort); subject intercepts are centred when a
 subject has on average three or more observations of the variable (the likelihood dominates, and a
 non-centred form would correlate with tau) and non-centred otherwise; with at most one observation per
 subject the subject intercept is dropped (it is not separable from the residual). Priors: ``models.priors``.
@@ -35,6 +36,10 @@ from bonebayes.physiology.backend import get_ops
 from bonebayes.physiology.signalling import DrugEffects
 from bonebayes.physiology.simulate import PhysiologyParams, at_times, simulate
 from bonebayes.physiology.turnover import TurnoverRates, TurnoverState
+
+CENTRED_MIN_OBS = 4
+"""Cohort means of a variable are centred when subjects have at least this many observations of it on
+average (data-rich: centred avoids the tau/offset correlation), non-centred otherwise (avoids the funnel)."""
 
 POPULATION_VARS: tuple[str, ...] = (
     "k_C", "k_B", "k_M", "lam", "gamma", "e_form", "g_rankl", "g_opg", "emax_res", "ec50_res", "eref_ana",
@@ -138,20 +143,28 @@ def build_individual_model(data: IndividualData, config: ModelConfig | None = No
             else:
                 sigma_parts.append(pm.HalfNormal(f"sigma_{lv}", pr.a))
         sigma_level = pm.Deterministic("sigma_level", pt.stack(sigma_parts), dims="level")
-        level_mean = mu_level[None, :] * pt.ones((len(data.cohorts), 1))
+        per_subject = {lv: data.obs_per_subject(lv) for lv in data.levels}
         if cfg.cohort_effects == "hierarchical" and len(data.cohorts) > 1:
-            # centred: each cohort mean is pinned by its many subjects, so a non-centred offset would be
-            # strongly correlated with tau_cohort (a funnel in the other direction)
             tau_cohort = pm.HalfNormal("tau_cohort", PRIORS["tau_cohort"].a, dims="level")
-            level_mean = pm.Normal("cohort_level", level_mean, tau_cohort[None, :], dims=("cohort", "level"))
+            cohort_cols = []
+            for k, lv in enumerate(data.levels):
+                if per_subject[lv].mean() >= CENTRED_MIN_OBS:
+                    # centred: the cohort mean is pinned by many repeated measures; a non-centred offset
+                    # would correlate with tau_cohort
+                    cohort_cols.append(pm.Normal(f"cohort_{lv}", mu_level[k], tau_cohort[k], dims="cohort"))
+                else:  # non-centred: sparse data, avoid the funnel at small tau_cohort
+                    z = pm.Normal(f"z_cohort_{lv}", 0.0, 1.0, dims="cohort")
+                    cohort_cols.append(mu_level[k] + tau_cohort[k] * z)
+            level_mean = pt.stack(cohort_cols, axis=1)  # (cohort, level)
+        else:
+            level_mean = mu_level[None, :] * pt.ones((len(data.cohorts), 1))
         tau_subject = pm.HalfNormal("tau_subject", np.array(tau_sd), dims="level")
         columns = []
         for k, lv in enumerate(data.levels):
-            per_subject = data.obs_per_subject(lv)
             base = level_mean[data.cohort_of, k]
-            if per_subject.max() <= 1:
+            if per_subject[lv].max() <= 1:
                 columns.append(base)
-            elif per_subject.mean() >= 3:
+            elif per_subject[lv].mean() >= 3:
                 columns.append(pm.Normal(f"a_{lv}", base, tau_subject[k], dims="subject"))
             else:
                 z = pm.Normal(f"z_{lv}", 0.0, 1.0, dims="subject")
