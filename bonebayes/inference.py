@@ -59,8 +59,14 @@ def sample(
     cores: int | None = None,
     target_accept: float = 0.8,
     progress: bool = True,
+    low_rank: bool = True,
 ) -> Any:
-    """Draw posterior samples from a PyMC model; returns ArviZ InferenceData with ``sample_stats``."""
+    """Draw posterior samples from a PyMC model; returns ArviZ InferenceData with ``sample_stats``.
+
+    ``low_rank`` (nutpie only): adapt a diagonal plus low-rank mass matrix, which follows the few strongly
+    correlated directions of these models (k_M, lambda, the estradiol elasticities trade off through each
+    subject's pre-trial history) that a diagonal mass matrix mixes slowly.
+    """
     seed = _check_seed(seed)
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
@@ -75,7 +81,8 @@ def sample(
         backend = os.environ.get("BONEBAYES_NUTPIE_BACKEND", NUTPIE_BACKEND)
         compiled = nutpie.compile_pymc_model(model, backend=backend, gradient_backend=backend)
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, cores=cores,
-                             target_accept=target_accept, progress_bar=progress)
+                             target_accept=target_accept, progress_bar=progress,
+                             low_rank_modified_mass_matrix=low_rank)
     import pymc as pm
 
     with model:
