@@ -193,13 +193,10 @@ def build_individual_model(data: IndividualData, config: ModelConfig | None = No
         by_block = {id(b): TurnoverState(st_all.C[a:z], st_all.B[a:z], st_all.m[a:z])
                     for b, a, z in zip(blocks, offsets[:-1], offsets[1:])}
 
-        def states(block):  # noqa: ANN001, ANN202
-            return by_block[id(block)]
-
         # --- likelihoods ----------------------------------------------------------------------------------
         mk = data.markers
         if len(mk):
-            st = states(mk)
+            st = by_block[id(mk)]
             is_C = np.array([MARKER_LATENT[v] == "C" for v in mk.variable])
             latent = pt.switch(is_C, st.C, st.B)
             latent0 = pt.switch(is_C, base.C[mk.unit], base.B[mk.unit])
@@ -209,7 +206,7 @@ def build_individual_model(data: IndividualData, config: ModelConfig | None = No
                           observed=mk.log_value, dims="marker_obs")
         bm = data.bmd
         if len(bm):
-            st = states(bm)
+            st = by_block[id(bm)]
             m_obs = st.m[pt.arange(len(bm)), data.site_of_bmd]
             m_base = base.m[bm.unit, data.site_of_bmd]
             pm.Normal("obs_bmd", intercept[bm.unit, bm.level] + pt.log1p(m_obs) - pt.log1p(m_base),

@@ -31,7 +31,6 @@ class Ops:
     stack: Callable[..., Any]
     concatenate: Callable[..., Any]
     sum: Callable[..., Any]
-    prod: Callable[..., Any]
     as_array: Callable[[Any], Any]
     ones: Callable[..., Any]
     zeros: Callable[..., Any]
@@ -66,7 +65,6 @@ NUMPY = Ops(
     stack=np.stack,
     concatenate=np.concatenate,
     sum=np.sum,
-    prod=np.prod,
     as_array=np.asarray,
     ones=np.ones,
     zeros=np.zeros,
@@ -100,7 +98,6 @@ def _pytensor_ops() -> Ops:
         stack=pt.stack,
         concatenate=pt.concatenate,
         sum=pt.sum,
-        prod=pt.prod,
         as_array=pt.as_tensor_variable,
         ones=pt.ones,
         zeros=pt.zeros,

@@ -166,7 +166,6 @@ def build_schedule(
     pattern_defs: list[tuple[Unit, tuple[Dose, ...], int]] = []
     unit_pattern = np.zeros(N, dtype=int)
     rel_t0 = np.zeros(N)
-    hist_start = np.full(N, t0)
     for i, u in enumerate(units):
         h = _history(u, t0)
         if h is None:
@@ -183,7 +182,6 @@ def build_schedule(
             pattern_defs[p] = (pattern_defs[p][0], shifted, max(pattern_defs[p][2], n_steps))
         unit_pattern[i] = keys[key]
         rel_t0[i] = t0 - first
-        hist_start[i] = first
     if not pattern_defs:  # a trivial pattern at the reference, for units without history
         pattern_defs.append((Unit("reference", ()), (), 1))
     P = len(pattern_defs)
@@ -198,7 +196,7 @@ def build_schedule(
     reach = np.minimum(rel_t0, span)
     unit_node = np.floor(reach / history_step + 1e-9).astype(int)
     unit_tau = np.clip(reach - unit_node * history_step, 0.0, None)
-    tail_h = np.where(unit_pattern >= 0, np.clip(rel_t0 - span, 0.0, None), t0 - hist_start)
+    tail_h = np.where(unit_pattern >= 0, np.clip(rel_t0 - span, 0.0, None), 0.0)
     tail_mid = t0 - tail_h / 2.0
     tails = [_inputs(u, u.regimen, np.array([tail_mid[i]]), res, ana) for i, u in enumerate(units)]
     tail = Inputs(*(np.concatenate([getattr(a, f) for a in tails]) for f in ("x", "A_res", "A_ana")))
