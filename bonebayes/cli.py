@@ -471,7 +471,10 @@ def summary(
 def demo(
     out_dir: Annotated[Path, typer.Option(
         "--out", help="Directory for the results (created if missing).", file_okay=False)] = Path("results"),
-    n_subjects: Annotated[int, typer.Option(help="Subjects in the synthetic cohort.", min=1)] = 200,
+    synthetic: Annotated[bool, typer.Option(
+        "--synthetic", help="Run the synthetic recovery job (simulate a cohort with known truth, fit the "
+                            "individual model, check recovery) instead of the published-evidence job.")] = False,
+    n_subjects: Annotated[int, typer.Option(help="Subjects in the synthetic cohort (--synthetic).", min=1)] = 200,
     draws: Annotated[int, typer.Option(help="Posterior draws kept per chain.", min=1)] = 1000,
     tune: Annotated[int, typer.Option(help="Warm-up (tuning) iterations per chain.", min=0)] = 1000,
     chains: Annotated[int, typer.Option(help="Independent chains.", min=1)] = 4,
@@ -479,32 +482,44 @@ def demo(
     sampler: Annotated[SamplerName, typer.Option(
         help="nutpie (default), pymc, numpyro, or mock (prior draws; plumbing tests only).",
         case_sensitive=False)] = SamplerName.nutpie,
+    loso: Annotated[int, typer.Option(
+        help="Leave-one-study-out: refit without each of the N largest studies with BMD rows (0 = skip, "
+             "-1 = every such study).", min=-1)] = 8,
+    loso_draws: Annotated[int, typer.Option(
+        help="Draws (and tuning steps) per chain in each leave-one-study-out refit.", min=1)] = 500,
     progress: Annotated[bool, typer.Option(
         "--progress/--no-progress", help="Show the sampler's progress bar.")] = True,
     force: Annotated[bool, typer.Option(
         "--force", help="Refit even when --out already holds a finished fit of the same data and "
                         "settings (by default such a fit is reused, so a rerun resumes).")] = False,
 ) -> None:
-    """Run the main job end to end on the default synthetic cohort.
+    """Run the main job end to end.
 
-    Simulates the default cohort (3 cohorts, known true parameters), fits the hierarchical individual
-    model, runs the convergence diagnostics, checks parameter recovery (is each true value inside its
-    90% posterior interval?) and writes everything to --out: the simulated data and truth (data/), the
-    fit (fit.nc), diagnostics.txt, recovery.csv, summary.json and summary.md. With the defaults this is
-    real MCMC and takes minutes. Exit code 3 if the diagnostics gate failed (results are still written).
+    By default: load the shipped published evidence (data/), fit the meta-analytic model, run the convergence
+    diagnostics, build the posterior predictive table for every used row (observed, predicted median, 90%
+    interval, inside or not), refit leaving out each of the largest studies and predict its rows, and write
+    everything to --out (fit.nc, diagnostics.txt, ppc_published.csv, ppc_coverage.csv, loso_*.csv, loso/,
+    summary.json, summary.md, data/). With --synthetic: the synthetic recovery job instead. Real MCMC; takes
+    minutes. Exit code 3 if the diagnostics gate failed (results are still written). A rerun resumes.
     """
     try:
-        from bonebayes.pipeline import run_main_job
+        from bonebayes import pipeline
     except ModuleNotFoundError as e:
         if e.name == "bonebayes.pipeline":
             _fail("the demo pipeline (bonebayes.pipeline) is not part of this installation yet")
         raise
-    err.print(f"Running the main job into {escape(str(out_dir))} ({n_subjects} subjects, {chains} chains x "
+    what = f"synthetic cohort of {n_subjects} subjects" if synthetic else "the shipped published evidence"
+    err.print(f"Running the main job on {what} into {escape(str(out_dir))} ({chains} chains x "
               f"({tune} tune + {draws} draws), sampler {sampler.value}, seed {seed})...", soft_wrap=True)
+    common = dict(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler.value, progress=progress,
+                  force=force)
     try:
         with _quiet_diagnostics_warning():
-            result = run_main_job(out_dir, n_subjects=n_subjects, draws=draws, tune=tune, chains=chains,
-                                  seed=seed, sampler=sampler.value, progress=progress, force=force)
+            if synthetic:
+                result = pipeline.run_synthetic_job(out_dir, n_subjects=n_subjects, **common)
+            else:
+                result = pipeline.run_main_job(out_dir, loso=None if loso < 0 else loso, loso_draws=loso_draws,
+                                               log=lambda msg: err.print(escape(msg), soft_wrap=True), **common)
     except FileExistsError as e:
         _fail(f"{e} (pass --force to redo the job)")
     except FileNotFoundError as e:
@@ -515,7 +530,7 @@ def demo(
     out.print(f"[green]Results written to[/] {escape(str(out_dir.resolve()))}", soft_wrap=True)
     if out_dir.is_dir():
         for p in sorted(out_dir.rglob("*")):
-            if p.is_file() and not p.name.startswith("."):
+            if p.is_file() and not p.name.startswith(".") and p.parent.name != "loso":
                 out.print(f"  {escape(str(p))}", soft_wrap=True)
     _print_job_summary(result)
     if _job_ok(result) is False:
@@ -535,6 +550,15 @@ def _print_job_summary(result: Any) -> None:
         out.print(f"Diagnostics: {head}", soft_wrap=True)
         for problem in diag.get("problems") or []:
             out.print(f"  ! {escape(str(problem))}", soft_wrap=True)
+    ppc = result.get("ppc")
+    if isinstance(ppc, dict) and "coverage_90" in ppc:
+        out.print(f"Posterior predictive check: {ppc['coverage_90']:.0%} of {ppc.get('rows', '?')} published rows "
+                  "inside their 90% intervals", soft_wrap=True)
+    lo = result.get("loso")
+    if isinstance(lo, dict) and "coverage_90" in lo:
+        out.print(f"Leave-one-study-out ({len(lo.get('studies', []))} studies): {lo['coverage_90']:.0%} of "
+                  f"{lo.get('rows', '?')} held-out rows inside their 90% intervals; BMD median absolute error "
+                  f"{lo.get('bmd_median_abs_error_pp', float('nan')):.2f} percentage points", soft_wrap=True)
     rec = result.get("recovery")
     if isinstance(rec, dict) and rec.get("n_parameters"):
         line = (f"Parameter recovery: {rec.get('n_covered_90', '?')}/{rec['n_parameters']} true values "

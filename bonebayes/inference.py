@@ -60,6 +60,7 @@ def sample(
     target_accept: float = 0.8,
     progress: bool = True,
     low_rank: bool = True,
+    no_jitter: Sequence[str] = (),
 ) -> Any:
     """Draw posterior samples from a PyMC model; returns ArviZ InferenceData with ``sample_stats``.
 
@@ -79,7 +80,12 @@ def sample(
         import nutpie
 
         backend = os.environ.get("BONEBAYES_NUTPIE_BACKEND", NUTPIE_BACKEND)
-        compiled = nutpie.compile_pymc_model(model, backend=backend, gradient_backend=backend)
+        from pymc.model.transform.optimization import freeze_dims_and_data
+
+        frozen = freeze_dims_and_data(model)  # frozen here so the jitter set names the frozen model's variables
+        jitter = {v for v in frozen.free_RVs if v.name not in set(no_jitter)} if no_jitter else None
+        compiled = nutpie.compile_pymc_model(frozen, backend=backend, gradient_backend=backend, jitter_rvs=jitter,
+                                             freeze_model=False)
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, cores=cores,
                              target_accept=target_accept, progress_bar=progress,
                              low_rank_modified_mass_matrix=low_rank)

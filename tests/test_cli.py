@@ -203,6 +203,7 @@ def fake_pipeline(monkeypatch: pytest.MonkeyPatch) -> dict:
     calls: dict = {}
 
     def run_main_job(out_dir, **kwargs):  # noqa: ANN001, ANN202
+        kwargs.pop("log", None)
         out_dir = Path(out_dir)
         if out_dir.exists() and any(out_dir.iterdir()) and not kwargs["force"]:
             raise FileExistsError(f"{out_dir} already holds results")
@@ -213,6 +214,7 @@ def fake_pipeline(monkeypatch: pytest.MonkeyPatch) -> dict:
 
     module = types.ModuleType("bonebayes.pipeline")
     module.run_main_job = run_main_job
+    module.run_synthetic_job = lambda out_dir, **kw: run_main_job(out_dir, synthetic=True, **kw)
     monkeypatch.setitem(sys.modules, "bonebayes.pipeline", module)
     return calls
 
@@ -220,18 +222,22 @@ def fake_pipeline(monkeypatch: pytest.MonkeyPatch) -> dict:
 def test_demo_calls_the_pipeline(fake_pipeline: dict, tmp_path: Path) -> None:
     out = tmp_path / "results"
     result = invoke(["demo", "--out", out, "--draws", "30", "--tune", "40", "--chains", "2", "--seed", "9",
-                     "--sampler", "mock", "--no-progress", "--n-subjects", "10"], 0)
-    assert fake_pipeline == {"out_dir": out, "n_subjects": 10, "draws": 30, "tune": 40, "chains": 2,
+                     "--sampler", "mock", "--no-progress", "--loso", "3", "--loso-draws", "20"], 0)
+    assert fake_pipeline == {"out_dir": out, "draws": 30, "tune": 40, "chains": 2, "loso": 3, "loso_draws": 20,
                              "seed": 9, "sampler": "mock", "progress": False, "force": False}
     assert "summary.csv" in result.stdout and "Results written to" in result.stdout
     result = invoke(["demo", "--out", out, "--sampler", "mock"], EXIT_BAD_INPUT)
     assert "--force" in result.stderr
     invoke(["demo", "--out", out, "--sampler", "mock", "--force"], 0)
+    fake_pipeline.clear()
+    invoke(["demo", "--out", tmp_path / "syn", "--synthetic", "--n-subjects", "10", "--sampler", "mock"], 0)
+    assert fake_pipeline["synthetic"] is True and fake_pipeline["n_subjects"] == 10
 
 
 def test_demo_reports_failed_gate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     module = types.ModuleType("bonebayes.pipeline")
     module.run_main_job = lambda out_dir, **kw: {"verdict": {"ok": False}}
+    module.run_synthetic_job = module.run_main_job
     monkeypatch.setitem(sys.modules, "bonebayes.pipeline", module)
     result = invoke(["demo", "--out", tmp_path / "r", "--sampler", "mock"], EXIT_DIAGNOSTICS_FAILED)
     assert "CONVERGENCE DIAGNOSTICS FAILED" in result.stderr
@@ -240,6 +246,6 @@ def test_demo_reports_failed_gate(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 def test_demo_runs_the_real_pipeline_with_mock_sampler(tmp_path: Path) -> None:
     pytest.importorskip("bonebayes.pipeline")
     out = tmp_path / "results"
-    result = invoke(["demo", "--out", out, "--n-subjects", "12", *MOCK], EXIT_DIAGNOSTICS_FAILED)
+    result = invoke(["demo", "--out", out, "--synthetic", "--n-subjects", "12", *MOCK], EXIT_DIAGNOSTICS_FAILED)
     assert "Results written to" in result.stdout and "Diagnostics" in result.stdout
     assert (out / "fit.nc").is_file()

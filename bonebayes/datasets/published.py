@@ -12,7 +12,7 @@ Endpoint mapping (``ENDPOINTS``; each assay has its own scale):
 =================  ==============  ==============================================================
 endpoint           model quantity  scale
 =================  ==============  ==============================================================
-bmd (DXA, site)    m at that site  % change of (1 + m)
+bmd (DXA, site)    m at that site  % change of exp(m) (m = log BMD ratio)
 vbmd_trabecular    its own site    QCT trabecular vBMD is a separate site ``<site>_trabecular``
 ctx (serum)        C (resorption)  anchor assay: log ratio of C
 ctx_urine, ntx     C               log ratio of C times an assay exponent beta_assay

@@ -191,8 +191,7 @@ def simulate_cohort(
     b0 = traj.state  # month-0 states: intercepts are baseline levels
     mean = mean + np.where(var == "ctx", np.log(st.C) - np.log(b0.C[0][unit]), 0.0)
     mean = mean + np.where(var == "p1np", np.log(st.B) - np.log(b0.B[0][unit]), 0.0)
-    mean = mean + np.where(is_bmd, np.log1p(st.m[np.arange(len(var)), site_idx])
-                           - np.log1p(b0.m[0][unit, site_idx]), 0.0)
+    mean = mean + np.where(is_bmd, st.m[np.arange(len(var)), site_idx] - b0.m[0][unit, site_idx], 0.0)
     from bonebayes.physiology.inputs import hormone_covariates
 
     x = np.stack([np.subtract(*hormone_covariates(units[i].regimen, np.array([t, 0.0])))

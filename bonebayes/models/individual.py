@@ -4,7 +4,7 @@ Observation model (all on the log scale, subject i in cohort c, variable v, time
 
     log CTX_it   ~ Normal(a_ctx,i  + log C_i(t) - log C_i(t0), sigma_ctx)    left-censored below LOQ (M3, erfc)
     log P1NP_it  ~ Normal(a_p1np,i + log B_i(t) - log B_i(t0), sigma_p1np)   left-censored below LOQ
-    log BMD_ist  ~ Normal(a_bmd_s,i + log(1 + m_is(t)) - log(1 + m_is(t0)), sigma_bmd_s)   DXA precision
+    log BMD_ist  ~ Normal(a_bmd_s,i + m_is(t) - m_is(t0), sigma_bmd_s)   DXA precision (m = log BMD ratio)
     log RANKL_it ~ Normal(a_rankl,i + sum_h g_rankl,h (x_h,i(t) - x_h,i(t0)), sigma_rankl)   serum layer
     log OPG_it   ~ Normal(a_opg,i   + sum_h g_opg,h   (x_h,i(t) - x_h,i(t0)), sigma_opg)
 
@@ -31,11 +31,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from bonebayes.models.data import MARKER_LATENT, IndividualData, prepare_individual
-from bonebayes.models.priors import HORMONE_MEANS, PRIORS
+from bonebayes.models.population import PopulationParams, build_population
+from bonebayes.models.priors import PRIORS
 from bonebayes.physiology.backend import get_ops
-from bonebayes.physiology.signalling import DrugEffects
-from bonebayes.physiology.simulate import PhysiologyParams, at_times, simulate
-from bonebayes.physiology.turnover import TurnoverRates, TurnoverState
+from bonebayes.physiology.simulate import at_times, simulate
+from bonebayes.physiology.turnover import TurnoverState
 
 CENTRED_MIN_OBS = 4
 """Cohort means of a variable are centred when subjects have at least this many observations of it on
@@ -43,7 +43,7 @@ average (data-rich: centred avoids the tau/offset correlation), non-centred othe
 
 POPULATION_VARS: tuple[str, ...] = (
     "k_C", "k_B", "k_M", "lam", "gamma", "e_form", "g_rankl", "g_opg", "emax_res", "ec50_res", "eref_ana",
-    "ec50_ana", "alpha", "mu_level", "tau_subject", "tau_cohort", "tau_kM",
+    "ec50_ana", "kappa_ana", "alpha", "mu_level", "tau_subject", "tau_cohort", "tau_kM",
 )
 
 
@@ -79,148 +79,134 @@ def _censored_normal_random(mu, sigma, censored, rng=None, size=None):  # noqa: 
 def build_individual_model(data: IndividualData, config: ModelConfig | None = None):  # noqa: ANN201
     """Build the PyMC model for :class:`IndividualData`."""
     import pymc as pm
-    import pytensor.tensor as pt
 
     cfg = config or ModelConfig()
+    sched = data.schedule
+    active = sched.active_hormones()
+    coords = {
+        "site": list(data.sites), "hormone": list(active), "antiresorptive": list(sched.antiresorptives),
+        "anabolic": list(sched.anabolics),
+    }
+    with pm.Model(coords=coords) as model:
+        pop = build_population(data.sites, active, sched.antiresorptives, sched.anabolics, cfg.ratio_driver)
+        add_individual_block(data, pop, cfg)
+    return model
+
+
+def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: ModelConfig) -> None:
+    """Add the cohort levels, subject effects and likelihoods of ``data`` to the current model."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
     ops = get_ops("pytensor")
     sched = data.schedule
     active = sched.active_hormones()
     hcols = [sched.hormones.index(h) for h in active]
     N, S = data.n_subjects, len(data.sites)
-    coords = {
-        "subject": data.subjects, "cohort": data.cohorts, "site": list(data.sites), "hormone": list(active),
-        "antiresorptive": list(sched.antiresorptives), "anabolic": list(sched.anabolics),
-        "level": list(data.levels),
+    model = pm.modelcontext(None)
+    for name, labels in {
+        "subject": data.subjects, "cohort": data.cohorts, "level": list(data.levels),
         "marker_obs": np.arange(len(data.markers)), "bmd_obs": np.arange(len(data.bmd)),
         "serum_obs": np.arange(len(data.serum)),
-    }
-    with pm.Model(coords=coords) as model:
-        # --- population level -------------------------------------------------------------------------
-        k_C = PRIORS["k_C"].build("k_C")
-        k_B = PRIORS["k_B"].build("k_B")
-        k_M = PRIORS["k_M"].build("k_M", dims="site")
-        lam = PRIORS["lam"].build("lam", dims="site")
-
-        def hormone_vec(name: str):  # noqa: ANN202
-            if not active:
-                return pt.zeros((0,))
-            mu = np.array([HORMONE_MEANS[name][h] for h in active])
-            return PRIORS[name].build(name, dims="hormone", mu=mu)
-
-        gamma, e_form = hormone_vec("gamma"), hormone_vec("e_form")
-        g_rankl, g_opg = hormone_vec("g_rankl"), hormone_vec("g_opg")
-        if cfg.ratio_driver == "serum":
-            alpha = pm.LogNormal("alpha", 0.0, 0.7)
-            gamma_eff = g_rankl - g_opg
+    }.items():
+        model.add_coord(name, labels)
+    coefs = pop.hormone_coefs(active)
+    g_rankl, g_opg = coefs["g_rankl"], coefs["g_opg"]
+    k_M, lam = pop.site_rates(data.sites)
+    # --- levels: population mean, cohort and subject effects ---------------------------------------
+    mu_loc, mu_sd, sig_sd, tau_sd = [], [], [], []
+    for lv in data.levels:
+        key = "bmd" if lv.startswith("bmd_") else lv
+        p_mu = PRIORS[f"mu_{key}"]
+        mu_loc.append(p_mu.a)
+        mu_sd.append(p_mu.b)
+        sig_sd.append(PRIORS[f"sigma_{key}"])
+        tau_sd.append(PRIORS["tau_bmd_subject" if key == "bmd" else "tau_subject"].a)
+    mu_level = pm.Normal("mu_level", np.array(mu_loc), np.array(mu_sd), dims="level")
+    sigma_parts = []
+    for lv, pr in zip(data.levels, sig_sd):
+        if pr.dist == "lognormal":
+            sigma_parts.append(pm.LogNormal(f"sigma_{lv}", pr.a, pr.b))
         else:
-            alpha, gamma_eff = 1.0, gamma
-        if sched.antiresorptives:
-            res = DrugEffects(PRIORS["emax_res"].build("emax_res", dims="antiresorptive"),
-                              PRIORS["ec50_res"].build("ec50_res", dims="antiresorptive"))
-        else:
-            res = DrugEffects(pt.zeros((0,)), pt.ones((0,)))
-        if sched.anabolics:
-            eref = PRIORS["eref_ana"].build("eref_ana", dims="anabolic")
-            ec50_ana = PRIORS["ec50_ana"].build("ec50_ana", dims="anabolic")
-            ana = DrugEffects(pm.Deterministic("emax_ana", eref * (1.0 + ec50_ana), dims="anabolic"), ec50_ana)
-        else:
-            ana = DrugEffects(pt.zeros((0,)), pt.ones((0,)))
-
-        # --- levels: population mean, cohort and subject effects ---------------------------------------
-        mu_loc, mu_sd, sig_sd, tau_sd = [], [], [], []
-        for lv in data.levels:
-            key = "bmd" if lv.startswith("bmd_") else lv
-            p_mu = PRIORS[f"mu_{key}"]
-            mu_loc.append(p_mu.a)
-            mu_sd.append(p_mu.b)
-            sig_sd.append(PRIORS[f"sigma_{key}"])
-            tau_sd.append(PRIORS["tau_bmd_subject" if key == "bmd" else "tau_subject"].a)
-        mu_level = pm.Normal("mu_level", np.array(mu_loc), np.array(mu_sd), dims="level")
-        sigma_parts = []
-        for lv, pr in zip(data.levels, sig_sd):
-            if pr.dist == "lognormal":
-                sigma_parts.append(pm.LogNormal(f"sigma_{lv}", pr.a, pr.b))
-            else:
-                sigma_parts.append(pm.HalfNormal(f"sigma_{lv}", pr.a))
-        sigma_level = pm.Deterministic("sigma_level", pt.stack(sigma_parts), dims="level")
-        per_subject = {lv: data.obs_per_subject(lv) for lv in data.levels}
-        if cfg.cohort_effects == "hierarchical" and len(data.cohorts) > 1:
-            tau_cohort = pm.HalfNormal("tau_cohort", PRIORS["tau_cohort"].a, dims="level")
-            cohort_cols = []
-            for k, lv in enumerate(data.levels):
-                if per_subject[lv].mean() >= CENTRED_MIN_OBS:
-                    # centred: the cohort mean is pinned by many repeated measures; a non-centred offset
-                    # would correlate with tau_cohort
-                    cohort_cols.append(pm.Normal(f"cohort_{lv}", mu_level[k], tau_cohort[k], dims="cohort"))
-                else:  # non-centred: sparse data, avoid the funnel at small tau_cohort
-                    z = pm.Normal(f"z_cohort_{lv}", 0.0, 1.0, dims="cohort")
-                    cohort_cols.append(mu_level[k] + tau_cohort[k] * z)
-            level_mean = pt.stack(cohort_cols, axis=1)  # (cohort, level)
-        else:
-            level_mean = mu_level[None, :] * pt.ones((len(data.cohorts), 1))
-        tau_subject = pm.HalfNormal("tau_subject", np.array(tau_sd), dims="level")
-        columns = []
+            sigma_parts.append(pm.HalfNormal(f"sigma_{lv}", pr.a))
+    sigma_level = pm.Deterministic("sigma_level", pt.stack(sigma_parts), dims="level")
+    per_subject = {lv: data.obs_per_subject(lv) for lv in data.levels}
+    if cfg.cohort_effects == "hierarchical" and len(data.cohorts) > 1:
+        tau_cohort = pm.HalfNormal("tau_cohort", PRIORS["tau_cohort"].a, dims="level")
+        cohort_cols = []
         for k, lv in enumerate(data.levels):
-            base = level_mean[data.cohort_of, k]
-            if per_subject[lv].max() <= 1:
-                columns.append(base)
-            elif per_subject[lv].mean() >= 3:
-                columns.append(pm.Normal(f"a_{lv}", base, tau_subject[k], dims="subject"))
-            else:
-                z = pm.Normal(f"z_{lv}", 0.0, 1.0, dims="subject")
-                columns.append(base + tau_subject[k] * z)
-        intercept = pt.stack(columns, axis=1)  # (N, L)
-
-        # --- physiology -----------------------------------------------------------------------------------
-        if cfg.random_kM:
-            tau_kM = PRIORS["tau_kM"].build("tau_kM")
-            z_kM = pm.Normal("z_kM", 0.0, 1.0, dims="subject")
-            kM_subject = k_M[None, :] * pt.exp(tau_kM * z_kM)[:, None]
+            if per_subject[lv].mean() >= CENTRED_MIN_OBS:
+                # centred: the cohort mean is pinned by many repeated measures; a non-centred offset
+                # would correlate with tau_cohort
+                cohort_cols.append(pm.Normal(f"cohort_{lv}", mu_level[k], tau_cohort[k], dims="cohort"))
+            else:  # non-centred: sparse data, avoid the funnel at small tau_cohort
+                z = pm.Normal(f"z_cohort_{lv}", 0.0, 1.0, dims="cohort")
+                cohort_cols.append(mu_level[k] + tau_cohort[k] * z)
+        level_mean = pt.stack(cohort_cols, axis=1)  # (cohort, level)
+    else:
+        level_mean = mu_level[None, :] * pt.ones((len(data.cohorts), 1))
+    tau_subject = pm.HalfNormal("tau_subject", np.array(tau_sd), dims="level")
+    columns = []
+    for k, lv in enumerate(data.levels):
+        base = level_mean[data.cohort_of, k]
+        if per_subject[lv].max() <= 1:
+            columns.append(base)
+        elif per_subject[lv].mean() >= 3:
+            columns.append(pm.Normal(f"a_{lv}", base, tau_subject[k], dims="subject"))
         else:
-            kM_subject = k_M[None, :] * pt.ones((N, 1))
-        params = PhysiologyParams(gamma_eff, e_form, res, ana, TurnoverRates(k_C, k_B, kM_subject, lam), alpha)
-        blocks = [b for b in (data.markers, data.bmd) if len(b)]
-        node = np.concatenate([b.node for b in blocks]) if blocks else np.zeros(0, int)
-        unit = np.concatenate([b.unit for b in blocks]) if blocks else np.zeros(0, int)
-        tau = np.concatenate([b.tau for b in blocks]) if blocks else np.zeros(0)
-        need_tau = bool(np.any(tau > 0))
-        traj, tau_co = simulate(sched.restrict_hormones(active), params, S, ops,
-                                extra_h=tau if need_tau else None)
-        st_all = at_times(traj, node, unit, kM_subject[unit] if need_tau else None,
-                          tau_co if need_tau else None, sched.n_window)
-        base = TurnoverState(traj.state.C[0], traj.state.B[0], traj.state.m[0])  # at t0, per subject
-        offsets = np.cumsum([0] + [len(b) for b in blocks])
-        by_block = {id(b): TurnoverState(st_all.C[a:z], st_all.B[a:z], st_all.m[a:z])
-                    for b, a, z in zip(blocks, offsets[:-1], offsets[1:])}
+            z = pm.Normal(f"z_{lv}", 0.0, 1.0, dims="subject")
+            columns.append(base + tau_subject[k] * z)
+    intercept = pt.stack(columns, axis=1)  # (N, L)
 
-        # --- likelihoods ----------------------------------------------------------------------------------
-        mk = data.markers
-        if len(mk):
-            st = by_block[id(mk)]
-            is_C = np.array([MARKER_LATENT[v] == "C" for v in mk.variable])
-            latent = pt.switch(is_C, st.C, st.B)
-            latent0 = pt.switch(is_C, base.C[mk.unit], base.B[mk.unit])
-            mu = intercept[mk.unit, mk.level] + pt.log(latent) - pt.log(latent0)
-            pm.CustomDist("obs_markers", mu, sigma_level[mk.level], mk.censored.astype("int8"),
-                          logp=_censored_normal_logp, random=_censored_normal_random,
-                          observed=mk.log_value, dims="marker_obs")
-        bm = data.bmd
-        if len(bm):
-            st = by_block[id(bm)]
-            m_obs = st.m[pt.arange(len(bm)), data.site_of_bmd]
-            m_base = base.m[bm.unit, data.site_of_bmd]
-            pm.Normal("obs_bmd", intercept[bm.unit, bm.level] + pt.log1p(m_obs) - pt.log1p(m_base),
-                      sigma_level[bm.level],
-                      observed=bm.log_value, dims="bmd_obs")
-        se = data.serum
-        if len(se):
-            x = data.serum_x[:, hcols]
-            is_rankl = np.array([v == "rankl" for v in se.variable])
-            slope = pt.switch(is_rankl[:, None], g_rankl[None, :], g_opg[None, :]) if active else 0.0
-            lin = pt.sum(x * slope, axis=1) if active else 0.0
-            pm.Normal("obs_serum", intercept[se.unit, se.level] + lin, sigma_level[se.level],
-                      observed=se.log_value, dims="serum_obs")
-    return model
+    # --- physiology -----------------------------------------------------------------------------------
+    if cfg.random_kM:
+        tau_kM = PRIORS["tau_kM"].build("tau_kM")
+        z_kM = pm.Normal("z_kM", 0.0, 1.0, dims="subject")
+        kM_subject = k_M[None, :] * pt.exp(tau_kM * z_kM)[:, None]
+    else:
+        kM_subject = k_M[None, :] * pt.ones((N, 1))
+    params = pop.physiology(active, sched.antiresorptives, sched.anabolics, kM_subject, lam)
+    blocks = [b for b in (data.markers, data.bmd) if len(b)]
+    node = np.concatenate([b.node for b in blocks]) if blocks else np.zeros(0, int)
+    unit = np.concatenate([b.unit for b in blocks]) if blocks else np.zeros(0, int)
+    tau = np.concatenate([b.tau for b in blocks]) if blocks else np.zeros(0)
+    need_tau = bool(np.any(tau > 0))
+    traj, tau_co = simulate(sched.restrict_hormones(active), params, S, ops,
+                            extra_h=tau if need_tau else None)
+    st_all = at_times(traj, node, unit, kM_subject[unit] if need_tau else None,
+                      tau_co if need_tau else None, sched.n_window)
+    base = TurnoverState(traj.state.C[0], traj.state.B[0], traj.state.m[0])  # at t0, per subject
+    offsets = np.cumsum([0] + [len(b) for b in blocks])
+    by_block = {id(b): TurnoverState(st_all.C[a:z], st_all.B[a:z], st_all.m[a:z])
+                for b, a, z in zip(blocks, offsets[:-1], offsets[1:])}
+
+    # --- likelihoods ----------------------------------------------------------------------------------
+    mk = data.markers
+    if len(mk):
+        st = by_block[id(mk)]
+        is_C = np.array([MARKER_LATENT[v] == "C" for v in mk.variable])
+        latent = pt.switch(is_C, st.C, st.B)
+        latent0 = pt.switch(is_C, base.C[mk.unit], base.B[mk.unit])
+        mu = intercept[mk.unit, mk.level] + pt.log(latent) - pt.log(latent0)
+        pm.CustomDist("obs_markers", mu, sigma_level[mk.level], mk.censored.astype("int8"),
+                      logp=_censored_normal_logp, random=_censored_normal_random,
+                      observed=mk.log_value, dims="marker_obs")
+    bm = data.bmd
+    if len(bm):
+        st = by_block[id(bm)]
+        m_obs = st.m[pt.arange(len(bm)), data.site_of_bmd]
+        m_base = base.m[bm.unit, data.site_of_bmd]
+        pm.Normal("obs_bmd", intercept[bm.unit, bm.level] + m_obs - m_base,
+                  sigma_level[bm.level],
+                  observed=bm.log_value, dims="bmd_obs")
+    se = data.serum
+    if len(se):
+        x = data.serum_x[:, hcols]
+        is_rankl = np.array([v == "rankl" for v in se.variable])
+        slope = pt.switch(is_rankl[:, None], g_rankl[None, :], g_opg[None, :]) if active else 0.0
+        lin = pt.sum(x * slope, axis=1) if active else 0.0
+        pm.Normal("obs_serum", intercept[se.unit, se.level] + lin, sigma_level[se.level],
+                  observed=se.log_value, dims="serum_obs")
 
 
 def population_var_names(model) -> list[str]:  # noqa: ANN001

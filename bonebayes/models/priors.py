@@ -90,6 +90,10 @@ PRIORS: dict[str, Prior] = {
                       "then falls back to its prior instead of forming a ridge"),
     "ec50_ana": Prior("lognormal", np.log(0.5), 0.8, "reference-dose equivalents",
                       "exposure giving half the anabolic effect", "standard dose near half to full effect"),
+    "kappa_ana": Prior("beta", 2.0, 2.0, "fraction",
+                       "share of an anabolic drug's formation rise passed on to resorption (remodelling coupling)",
+                       "intermittent PTH raises resorption markers as well as formation markers, later and "
+                       "somewhat less (Neer 2001 marker substudies); Beta(2, 2) only says 'somewhere in 0-1'"),
     "g_rankl": Prior("normal", 0.0, 0.3, "1", "elasticity of serum RANKL to log hormone level",
                      "serum measurement layer only; per-hormone means in G_RANKL_MEAN"),
     "g_opg": Prior("normal", 0.0, 0.3, "1", "elasticity of serum OPG to log hormone level",
@@ -120,10 +124,42 @@ PRIORS: dict[str, Prior] = {
                         why="cohorts differ by assay and selection, modestly"),
     "tau_kM": Prior("halfnormal", 0.3, unit="log", meaning="between-subject SD of log k_M",
                     why="individual BMD responsiveness differs by tens of percent"),
+    # --- published arm-level block (models.published) ---------------------------------------------------
+    "tau_kM_study": Prior("halfnormal", 0.3, unit="log", meaning="between-study SD of log k_M (responsiveness)",
+                          why="trials of the same drug report BMD gains differing by tens of percent"),
+    "tau_drift": Prior("halfnormal", 0.5, unit="%/year", meaning="between-study SD of an extra BMD drift",
+                       why="placebo arms lose 0-2 %/year depending on age, calcium/vitamin D and selection; "
+                           "the drift is shared by a study's arms and cancels in between-arm differences"),
+    "omega_bmd": Prior("halfnormal", 1.0, unit="% points", meaning="residual heterogeneity of a BMD row",
+                       why="model misfit beyond sampling error and study effects: about 1 point"),
+    "omega_marker": Prior("halfnormal", 10.0, unit="% points", meaning="residual heterogeneity of a marker row",
+                          why="marker changes differ by assay, fasting and timing: about 10 points"),
+    "omega_level": Prior("halfnormal", 0.2, unit="log", meaning="residual heterogeneity of a level row",
+                         why="group levels differ beyond their SE by selection and assay drift"),
+    "s_bmd": Prior("lognormal", np.log(4.0), 0.5, "% points",
+                   "between-subject SD of a BMD % change (rows without dispersion: SE = s / sqrt(n))",
+                   "trials report SDs of 3-5 % for 1-3 year BMD changes"),
+    "s_marker": Prior("lognormal", np.log(35.0), 0.5, "% points",
+                      "between-subject SD of a marker % change (rows without dispersion)",
+                      "marker changes vary 20-60 points between subjects"),
+    "beta_assay": Prior("lognormal", 0.0, 0.4, "1",
+                        "exponent of a non-anchor assay on its latent (urinary NTX/CrossLaps on C; BSAP, "
+                        "osteocalcin on B)", "assays move less or more than serum CTX/P1NP: within a factor 2"),
+    "a_level": Prior("normal", 0.0, 1.0, "log (centred)",
+                     "study-assay intercept of a level group, on the group's log values minus their mean",
+                     "a nuisance intercept: level rows inform only within-study contrasts"),
 }
+
+SITE_KM_MEANS: dict[str, float] = {"lumbar_spine_trabecular": float(np.log(0.03))}
+"""Per-site prior locations of log k_M where they differ from PRIORS['k_M']: QCT trabecular vBMD responds about
+twice as much as DXA areal BMD (TTrials: +7.5 % vs about +3 % in a year)."""
 
 GAMMA_MEAN = {"estradiol": -0.25, "testosterone": -0.1, "pth": 0.2, "glucocorticoid": 0.3, "thyroid": 0.4,
               "igf1": 0.0}
+E_FORM_SD = {"pth": 0.05}
+"""Tighter e_form priors: continuous PTH excess raises formation together with resorption (high turnover in
+primary hyperparathyroidism), so a strongly negative formation elasticity is implausible; with one PTH study
+(parathyroidectomy) a wide prior left a second, 'suppressed formation' mode."""
 E_FORM_MEAN = {"estradiol": 0.03, "testosterone": 0.05, "pth": 0.0, "glucocorticoid": -0.2, "thyroid": -0.05,
                "igf1": 0.2}
 G_RANKL_MEAN = {"estradiol": -0.1, "testosterone": 0.0, "pth": 0.3, "glucocorticoid": 0.2, "thyroid": 0.0,
@@ -131,6 +167,7 @@ G_RANKL_MEAN = {"estradiol": -0.1, "testosterone": 0.0, "pth": 0.3, "glucocortic
 G_OPG_MEAN = {"estradiol": -0.15, "testosterone": 0.0, "pth": -0.1, "glucocorticoid": -0.2, "thyroid": 0.2,
               "igf1": 0.0}
 HORMONE_MEANS = {"gamma": GAMMA_MEAN, "e_form": E_FORM_MEAN, "g_rankl": G_RANKL_MEAN, "g_opg": G_OPG_MEAN}
+HORMONE_SDS = {"e_form": E_FORM_SD}
 assert all(set(m) == set(HORMONES) for m in HORMONE_MEANS.values())
 
 

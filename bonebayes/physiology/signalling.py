@@ -7,6 +7,10 @@ With x_h(t) the hormone covariates (0 at the young-adult reference) and A_d(t) t
     I_R(t) = 1 - prod_d (1 - Imax_d A_d / (A_d + EC50_d))           antiresorptive drugs (d in resorption)
     S_F(t) = (1 + E_F(t)) * exp(sum_h e_h x_h(t))                   formation stimulus
     E_F(t) = sum_d Emax_d A_d / (A_d + EC50_d)                      anabolic drugs
+    S_R(t) *= 1 + sum_d kappa_d E_F,d(t)                             optional remodelling coupling
+
+The coupling kappa_d (0..1) passes part of an anabolic drug's formation rise on to resorption: intermittent
+PTH raises resorption markers too (remodelling-based formation). ``kappa=None`` switches it off.
 
 Serum RANKL and OPG are a separate measurement layer (``serum_log_levels``): their own hormone elasticities
 g_R,h and g_O,h, never the driver of resorption in the default model. The exponent ``alpha`` multiplies an
@@ -64,6 +68,7 @@ def stimuli(
     ana_effects: DrugEffects,
     alpha: Any = 1.0,
     ops: Ops = NUMPY,
+    kappa: Any = None,
 ) -> tuple[Any, Any]:
     """Resorption and formation stimuli (S_R, S_F), both 1 at the reference with no drug."""
     log_rho = linear_predictor(x, gamma, ops)
@@ -73,6 +78,8 @@ def stimuli(
     S_F = ops.exp(linear_predictor(x, e_form, ops))
     if A_ana is not None:
         S_F = S_F * (1.0 + formation_enhancement(A_ana, ana_effects, ops))
+        if kappa is not None:
+            S_R = S_R * (1.0 + ops.sum(kappa * emax_effect(A_ana, ana_effects), axis=-1))
     return S_R, S_F
 
 

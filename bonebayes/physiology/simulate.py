@@ -29,6 +29,7 @@ class PhysiologyParams(NamedTuple):
     ana_effects: DrugEffects  # anabolic Emax / EC50
     rates: TurnoverRates
     alpha: Any = 1.0  # exponent on the ratio (fixed at 1 in the default model; see signalling)
+    kappa: Any = None  # (n_anabolics,) remodelling coupling of anabolic drugs to resorption; None = off
 
 
 class Trajectory(NamedTuple):
@@ -44,7 +45,7 @@ def _stimuli(inp: Inputs, p: PhysiologyParams, ops: Ops) -> tuple[Any, Any]:
         inp.x,
         inp.A_res if inp.A_res.shape[-1] else None,
         inp.A_ana if inp.A_ana.shape[-1] else None,
-        p.gamma, p.e_form, p.res_effects, p.ana_effects, p.alpha, ops,
+        p.gamma, p.e_form, p.res_effects, p.ana_effects, p.alpha, ops, p.kappa,
     )
 
 

@@ -4,7 +4,10 @@ Time is in months. All states are normalised to the young-adult reference steady
 
     dC/dt = k_C (S_R - C)                       C: resorption (CTX) relative to reference, 1 at reference
     dB/dt = k_B (S_F * C - B)                   B: formation (P1NP) relative to reference; follows resorption
-    dm_s/dt = k_M,s (B - C) - lambda_s * m_s    m_s: BMD_s / BMD_s,reference - 1 at skeletal site s
+    dm_s/dt = k_M,s (B - C) - lambda_s * m_s    m_s: log(BMD_s / BMD_s,reference) at skeletal site s
+
+(m is a log ratio, so BMD = reference * exp(m) stays positive whatever the parameters; for the changes seen
+in practice it equals the relative change BMD / reference - 1 of DESIGN.md to first order.)
 
 With the stimuli ``S_R`` (resorption) and ``S_F`` (formation) held constant over a segment of length h the
 solution is a sum of exponentials. Divided differences of ``exp(-x h)`` are evaluated in a form that stays
