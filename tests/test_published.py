@@ -123,7 +123,8 @@ def test_published_model_builds_and_predictions_follow_the_physics(evidence) -> 
     assert {"tau_kM_study", "tau_drift", "kappa_ana", "beta_assay", "omega_bmd", "s_bmd"} <= names
     from pymc.initial_point import make_initial_point_fn
 
-    ip = make_initial_point_fn(model=model, jitter_rvs=set(), return_transformed=True)(0)  # prior support point
+    ip = make_initial_point_fn(model=model, jitter_rvs=set(), default_strategy="support_point",
+                               return_transformed=True)(0)  # prior support point: literature-leaning signs
     f = model.compile_fn(model["pub_pred"], inputs=model.value_vars, on_unused_input="ignore")
     pred = pd.Series(f(ip), index=pm_.data.rows["record_id"])
     assert pred[3] > pred[1]  # denosumab above placebo (FREEDOM, 12 months)
@@ -143,3 +144,28 @@ def test_holdout_rows_have_no_likelihood(evidence) -> None:
     assert pm_.model["obs_published"].eval().shape[0] == d.n_rows - 4
     with pytest.raises(ValueError, match="no usable rows"):
         PublishedModel(evidence, PublishedConfig(holdout_studies=("Nope",)))
+
+
+def test_main_job_writes_ppc_and_loso_and_resumes(tmp_path: Path) -> None:
+    """The published main job end to end with the mock sampler (prior draws: plumbing, not inference)."""
+    from bonebayes.pipeline import run_main_job
+
+    out = tmp_path / "results"
+    kw = dict(draws=20, tune=0, chains=2, seed=3, sampler="mock", progress=False, loso=1, loso_draws=10)
+    summary = run_main_job(out, **kw)
+    for name in ("fit.nc", "diagnostics.txt", "ppc_published.csv", "ppc_coverage.csv", "loso_rows.csv",
+                 "loso_summary.csv", "summary.json", "summary.md", "data/published_rows_used.csv",
+                 "data/published_rows_excluded.csv", "data/population_profiles.csv"):
+        assert (out / name).is_file(), name
+    ppc = pd.read_csv(out / "ppc_published.csv")
+    ev = load_published()
+    assert len(ppc) == len(ev.usable) and set(ppc["record_id"]) == set(ev.usable["record_id"])
+    assert (ppc["lo"] <= ppc["pred_median"]).all() and (ppc["pred_median"] <= ppc["hi"]).all()
+    assert summary["loso"]["studies"] == ["FREEDOM"]
+    loso = pd.read_csv(out / "loso_rows.csv")
+    assert set(loso["study"]) == {"FREEDOM"} and len(loso) == 4 and not loso["fit"].any()
+    assert "Leave-one-study-out" in (out / "summary.md").read_text()
+    stamp = (out / "loso" / "FREEDOM.csv").stat().st_mtime_ns
+    again = run_main_job(out, **kw)  # resumes: the fit is reused, the finished refit is skipped
+    assert again["reused_existing_fit"] is True
+    assert (out / "loso" / "FREEDOM.csv").stat().st_mtime_ns == stamp
