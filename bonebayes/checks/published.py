@@ -45,8 +45,13 @@ def predictive_table(idata: Any, data: Any, prob: float = 0.9, seed: int = 0) ->
     out["lo"] = np.quantile(rep, lo_q, axis=0)
     out["hi"] = np.quantile(rep, hi_q, axis=0)
     out["inside"] = (out["observed"] >= out["lo"]) & (out["observed"] <= out["hi"])
-    out["width"] = out["hi"] - out["lo"]
-    out["abs_error"] = (out["observed"] - out["pred_median"]).abs()
+    level = (data.rows["measure"] == "level").to_numpy()
+    # widths and errors in percentage points, or on the log scale for levels (units differ between studies)
+    obs, med, lo, hi = (out[c].to_numpy(float) for c in ("observed", "pred_median", "lo", "hi"))
+    one = np.ones_like(obs)
+    out["width"] = np.where(level, np.log(np.where(level, hi, one) / np.where(level, lo, one)), hi - lo)
+    out["abs_error"] = np.where(level, np.abs(np.log(np.where(level, obs, one) / np.where(level, med, one))),
+                                np.abs(obs - med))
     # PIT-style position of the observation in its predictive distribution (0..1)
     out["pit"] = (rep < out["observed"].to_numpy()[None, :]).mean(axis=0)
     return out
