@@ -169,3 +169,31 @@ def test_main_job_writes_ppc_and_loso_and_resumes(tmp_path: Path) -> None:
     again = run_main_job(out, **kw)  # resumes: the fit is reused, the finished refit is skipped
     assert again["reused_existing_fit"] is True
     assert (out / "loso" / "FREEDOM.csv").stat().st_mtime_ns == stamp
+
+
+def test_joint_model_shares_population_parameters(tiny_cohort_dir: Path, evidence) -> None:
+    """Published arms and an individual cohort in one model: one k_M, one gamma, one emax per drug."""
+    from bonebayes.datasets import load_cohort
+    from bonebayes.models.individual import IndividualModel
+    from bonebayes.models.published import PublishedConfig, build_joint_model, prepare_published
+
+    obs, exp = load_cohort(tiny_cohort_dir / "observations.csv", tiny_cohort_dir / "exposures.csv")
+    ind = IndividualModel(obs, exp)
+    pub = prepare_published(evidence, PublishedConfig())
+    joint = build_joint_model(ind.data, pub)
+    names = [v.name for v in joint.free_RVs]
+    for shared in ("k_C", "k_B", "k_M", "lam", "gamma", "emax_res"):
+        assert names.count(shared) == 1
+    assert {"obs_bmd", "obs_markers", "obs_published"} <= {v.name for v in joint.observed_RVs}
+    # the union of both blocks' labels
+    assert set(joint.coords["site"]) >= set(ind.data.sites) | set(pub.sites)
+    assert set(joint.coords["antiresorptive"]) >= set(pub.schedule.antiresorptives)
+    from pymc.initial_point import make_initial_point_fn
+
+    ip = make_initial_point_fn(model=joint, jitter_rvs=set(), default_strategy="support_point",
+                               return_transformed=True)(0)
+    assert np.isfinite(joint.compile_logp()(ip))
+    with pytest.raises(ValueError, match="ratio_driver"):
+        from bonebayes.models.individual import ModelConfig
+
+        build_joint_model(ind.data, pub, ModelConfig(ratio_driver="serum"))
