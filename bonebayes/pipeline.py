@@ -47,6 +47,16 @@ def _reusable(fit_path: Path, model: Any, request: dict[str, Any]) -> Fit | None
     return fit if same else None
 
 
+def _fit_or_reuse(model: Any, fit_path: Path, *, force: bool, progress: bool, **request: Any) -> tuple[Fit, bool]:
+    """A finished fit at ``fit_path`` with the same data, configuration and settings, else a new one (saved)."""
+    fit = None if force else _reusable(fit_path, model, request)
+    if fit is not None:
+        return fit, True
+    fit = model.fit(progress=progress, **request)
+    fit.save(fit_path)
+    return fit, False
+
+
 def run_synthetic_job(
     out_dir: str | Path = "results",
     *,
@@ -68,13 +78,9 @@ def run_synthetic_job(
     cohort.write(str(out / "data"))
     write_text_atomic(json.dumps(cohort.truth, default=_json, indent=2), out / "data" / "truth.json")
     model = IndividualModel(cohort.observations, cohort.exposures)
-    request = {"seed": seed, "sampler": sampler, "draws": draws, "tune": tune, "chains": chains}
     fit_path = out / "fit.nc"
-    fit = None if force else _reusable(fit_path, model, request)
-    reused = fit is not None
-    if fit is None:
-        fit = model.fit(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, progress=progress)
-        fit.save(fit_path)
+    fit, reused = _fit_or_reuse(model, fit_path, force=force, progress=progress, seed=seed, sampler=sampler,
+                                draws=draws, tune=tune, chains=chains)
     verdict = fit.verdict or fit.diagnose()
     table = recovery_table(fit.idata, cohort.truth, list(design.sites), prob=0.9)
     write_table_atomic(table.reset_index(), out / "recovery.csv")
@@ -152,14 +158,11 @@ def run_main_job(
     write_table_atomic(ev.excluded, out / "data" / "published_rows_excluded.csv")
     write_table_atomic(population_profiles(ev), out / "data" / "population_profiles.csv")
     model = PublishedModel(ev)
-    request = {"seed": seed, "sampler": sampler, "draws": draws, "tune": tune, "chains": chains}
     fit_path = out / "fit.nc"
-    fit = None if force else _reusable(fit_path, model, request)
-    reused = fit is not None
-    if fit is None:
-        say(f"fitting {len(ev.usable)} published rows from {ev.usable['study'].nunique()} studies")
-        fit = model.fit(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, progress=progress)
-        fit.save(fit_path)
+    say(f"fitting {len(ev.usable)} published rows from {ev.usable['study'].nunique()} studies "
+        "(or reusing a finished fit with the same data and settings)")
+    fit, reused = _fit_or_reuse(model, fit_path, force=force, progress=progress, seed=seed, sampler=sampler,
+                                draws=draws, tune=tune, chains=chains)
     verdict = fit.verdict or fit.diagnose()
     write_text_atomic(str(verdict) + "\n", out / "diagnostics.txt")
     ppc = predictive_table(fit.idata, model.data, prob=0.9, seed=seed)
