@@ -125,7 +125,9 @@ def test_published_model_builds_and_predictions_follow_the_physics(evidence) -> 
 
     ip = make_initial_point_fn(model=model, jitter_rvs=set(), default_strategy="support_point",
                                return_transformed=True)(0)  # prior support point: literature-leaning signs
-    f = model.compile_fn(model["pub_pred"], inputs=model.value_vars, on_unused_input="ignore")
+    # compile_fn on a Deterministic would draw its RVs from the prior: substitute the value variables
+    (pred_v,) = model.replace_rvs_by_values([model["pub_pred"]])
+    f = model.compile_fn(pred_v, inputs=model.value_vars, on_unused_input="ignore")
     pred = pd.Series(f(ip), index=pm_.data.rows["record_id"])
     assert pred[3] > pred[1]  # denosumab above placebo (FREEDOM, 12 months)
     assert pred[24] > 0  # alendronate minus placebo
