@@ -1,5 +1,13 @@
 """Evaluate the two-layer physiology over a :class:`Schedule`: the one entry point used by the PyMC
-models (``ops = pytensor``) and by projections and synthetic data (``ops = numpy``)."""
+models (``ops = pytensor``) and by projections and synthetic data (``ops = numpy``).
+
+Batches of parameters (posterior draws): when ``k_C`` has shape ``batch`` (e.g. ``(D,)``) instead of being a
+scalar, every unit is simulated under each batch element at once. Parameter arrays then carry the batch
+axes first (``k_B`` ``batch``; ``k_M``, ``lam`` ``batch + (S,)`` or ``k_M`` ``(N,) + batch + (S,)`` per unit;
+``gamma`` ``batch + (H,)``; drug Emax/EC50 ``batch + (n_drugs,)``), the schedule stays as it is, and states
+get the batch axes after the unit axis: C ``(J + 1, N) + batch``, m ``(J + 1, N) + batch + (S,)``. With
+scalar ``k_C`` (the models) nothing changes.
+"""
 
 from __future__ import annotations
 
@@ -35,16 +43,27 @@ class PhysiologyParams(NamedTuple):
 class Trajectory(NamedTuple):
     """States at the J + 1 window nodes (leading axis) plus the stimuli of the J window segments."""
 
-    state: TurnoverState  # C (J+1, N), B (J+1, N), m (J+1, N, S)
-    S_R: Any  # (J, N)
-    S_F: Any  # (J, N)
+    state: TurnoverState  # C (J+1, N, *batch), B (J+1, N, *batch), m (J+1, N, *batch, S)
+    S_R: Any  # (J, N, *batch)
+    S_F: Any  # (J, N, *batch)
+
+
+def batch_ndim(rates: TurnoverRates) -> int:
+    """Number of batch axes (e.g. 1 for a posterior-draw axis) on the parameters: the dimensions of k_C."""
+    return int(getattr(rates.k_C, "ndim", 0))
+
+
+def _with_batch(a: Any, nb: int) -> Any:
+    """Insert ``nb`` broadcast axes before the last (hormone / drug) axis of an input array."""
+    return a if nb == 0 else a[(Ellipsis,) + (None,) * nb + (slice(None),)]
 
 
 def _stimuli(inp: Inputs, p: PhysiologyParams, ops: Ops) -> tuple[Any, Any]:
+    nb = batch_ndim(p.rates)
     return stimuli(
-        inp.x,
-        inp.A_res if inp.A_res.shape[-1] else None,
-        inp.A_ana if inp.A_ana.shape[-1] else None,
+        _with_batch(inp.x, nb),
+        _with_batch(inp.A_res, nb) if inp.A_res.shape[-1] else None,
+        _with_batch(inp.A_ana, nb) if inp.A_ana.shape[-1] else None,
         p.gamma, p.e_form, p.res_effects, p.ana_effects, p.alpha, ops, p.kappa,
     )
 
@@ -60,6 +79,7 @@ def _bank(schedule: Schedule, rates: TurnoverRates, extra_h: Any, ops: Ops) -> t
     N = len(schedule.units)
     hs = np.concatenate([[schedule.history_step, schedule.step], schedule.unit_tau, schedule.tail_h,
                          np.zeros(0) if extra_h is None else np.asarray(extra_h, dtype=float)])
+    hs = hs.reshape(hs.shape + (1,) * batch_ndim(rates))  # segment axis first, then the batch axes
     return step_coefficients(rates, ops.as_array(hs), ops), N
 
 
@@ -70,26 +90,28 @@ def initial_states(
     """States of every unit at the window start t0: history pattern, then the constant tail.
 
     Patterns are chained with k_M = 1 (m is linear in k_M and starts at 0), so one pattern serves units
-    with different k_M; ``p.rates.k_M`` has a leading unit axis (N, S) or is shared (S,).
+    with different k_M; ``p.rates.k_M`` has a leading unit axis (N, *batch, S) or is shared (*batch, S).
     """
     import numpy as np
 
     k_C, k_B, k_M, lam = p.rates
     if bank is None:
         bank, _ = _bank(schedule, p.rates, None, ops)
+    nb = batch_ndim(p.rates)
+    batch = tuple(np.shape(k_C)) if nb else ()
     N = len(schedule.units)
     P = schedule.patterns.x.shape[1]
     S = n_sites
-    pS_R, pS_F = _stimuli(schedule.patterns, p, ops)  # (J_p, P)
-    ones_kM = ops.ones((P, S))
-    ref = TurnoverState(ops.ones((P,)), ops.ones((P,)), ops.zeros((P, S)))
+    pS_R, pS_F = _stimuli(schedule.patterns, p, ops)  # (J_p, P, *batch)
+    ones_kM = ops.ones((P,) + (1,) * nb + (S,))
+    ref = TurnoverState(ops.ones((P,) + batch), ops.ones((P,) + batch), ops.zeros((P,) + batch + (S,)))
     path = chain(ref, pS_R, pS_F, ops.as_array(float(schedule.history_step)),
                  TurnoverRates(k_C, k_B, ones_kM, lam), ops, take_coefficients(bank, 0))
     C = ops.concatenate([ref.C[None], path.C], axis=0)
     B = ops.concatenate([ref.B[None], path.B], axis=0)
     m = ops.concatenate([ref.m[None], path.m], axis=0)
     pi, node = schedule.unit_pattern, schedule.unit_node
-    kM_units = k_M if k_M.ndim == 2 else k_M[None, :]
+    kM_units = k_M if k_M.ndim == 2 + nb else k_M[None]
     state = TurnoverState(C[node, pi], B[node, pi], kM_units * m[node, pi])
     if np.any(schedule.unit_tau > 0):
         seg = np.minimum(node, schedule.patterns.x.shape[0] - 1)
