@@ -89,3 +89,30 @@ def is_inference_data(obj: Any) -> bool:
     import arviz as az
 
     return isinstance(obj, az.InferenceData)
+
+
+
+def hdi_along(values: np.ndarray, prob: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Highest-density interval of ``values`` along ``axis`` for every other index at once: (lower, upper).
+
+    The same rule as ``arviz.hdi`` for unimodal samples (the narrowest interval holding
+    floor(prob * n) + 1 sorted draws), vectorised over the remaining axes so projections with thousands of
+    cells cost one sort; a test checks it against ``arviz.hdi``.
+    """
+    s = np.sort(np.moveaxis(np.asarray(values, dtype=float), axis, -1), axis=-1)
+    return hdi_sorted(s, prob)
+
+
+def hdi_sorted(s: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`hdi_along` for values already sorted along the last axis (sort once, several intervals)."""
+    if not 0.0 < prob < 1.0:
+        raise ValueError(f"prob must be strictly between 0 and 1 (got {prob})")
+    n = s.shape[-1]
+    inc = int(np.floor(prob * n))
+    if inc >= n:  # too few draws for this mass: the full range
+        return s[..., 0], s[..., -1]
+    width = s[..., inc:] - s[..., : n - inc]
+    lo_idx = np.argmin(width, axis=-1)[..., None]
+    lower = np.take_along_axis(s, lo_idx, axis=-1)[..., 0]
+    upper = np.take_along_axis(s, lo_idx + inc, axis=-1)[..., 0]
+    return lower, upper

@@ -1,4 +1,4 @@
-"""Command-line interface: ``bonebayes simulate | fit | diagnose | summary | demo``.
+"""Command-line interface: ``bonebayes simulate | fit | diagnose | summary | project | demo``.
 
 Exit codes (every command):
 
@@ -464,6 +464,154 @@ def summary(
     (out if out.is_terminal else Console(width=200, highlight=False)).print(table)
     if prov.get("sampler") == "mock":
         err.print("[yellow]note: this fit used the mock sampler (prior draws); not a posterior.[/]")
+
+
+# --------------------------------------------------------------------------- project
+class ProjectFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _default_fit(log: Any) -> Path:
+    """The main job's fit (results/fit.nc); if it does not exist, run the main job's fit first (saying so)."""
+    from bonebayes.projections.engine import default_fit_path
+
+    path = default_fit_path()
+    if path.is_file():
+        err.print(f"No --fit given: using the default fit {escape(str(path))} (written by `make demo` / "
+                  "`bonebayes demo`).", soft_wrap=True)
+        return path
+    err.print(f"[yellow]No --fit given and {escape(str(path))} does not exist: fitting the shipped published "
+              "evidence first with the main job (bonebayes.pipeline.run_main_job, leave-one-study-out "
+              "skipped). This is real MCMC and takes about half an hour on 2 cores.[/]", soft_wrap=True)
+    from bonebayes import pipeline
+
+    with _quiet_diagnostics_warning():
+        pipeline.run_main_job(path.parent, loso=0, log=log, progress=False)
+    if not path.is_file():
+        _fail(f"the main job finished but wrote no fit at {path}")
+    return path
+
+
+@app.command()
+def project(
+    scenario: Annotated[str, typer.Option(
+        "--scenario", help="Scenario TOML file (see README, 'Treatment projections'), or the name of a "
+                           "shipped example such as denosumab_vs_placebo or five_regimens_vs_placebo.",
+        show_default=False)],
+    fit_file: Annotated[Path | None, typer.Option(
+        "--fit", help="A saved fit (NetCDF). Default: results/fit.nc from the main job; if missing, the main "
+                      "job's fit is run first (real MCMC).", show_default=False)] = None,
+    fmt: Annotated[ProjectFormat, typer.Option(
+        "--format", help="table (readable), json or csv.", case_sensitive=False)] = ProjectFormat.table,
+    output: Annotated[Path | None, typer.Option(
+        "--output", help="Write the results to this file (atomically) instead of stdout; a .nc suffix "
+                         "saves the full per-draw Dataset as NetCDF.", show_default=False)] = None,
+    draws: Annotated[int | None, typer.Option(
+        help="Use this many posterior draws, evenly spaced (default: all).", min=1, show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Seed for new-study effects and prior draws (integer).")] = 0,
+    study_effects: Annotated[str, typer.Option(
+        help="Between-study effects of the published fit: 'new' (a new trial population, default), 'none' "
+             "(population average) or the name of a study in the fit (its fitted effects).")] = "new",
+    allow_prior: Annotated[bool, typer.Option(
+        "--allow-prior", help="Draw parameters the fit has no posterior for (e.g. IGF-1 effects of a GH "
+                              "secretagogue) from their priors instead of failing; they are listed in the "
+                              "output.")] = False,
+    endpoint: Annotated[list[str] | None, typer.Option(
+        "--endpoint", help="Report only this endpoint (repeatable): bmd, ctx, p1np, rankl_opg_ratio, tscore, "
+                           "p_osteoporosis.", show_default=False)] = None,
+    monthly: Annotated[bool, typer.Option(
+        "--monthly", help="Report every month from 0 to the last scenario time, not only the scenario's "
+                          "times.")] = False,
+    plots: Annotated[Path | None, typer.Option(
+        "--plots", help="Also write fan charts, the regimen comparison and T-score charts (PNG, monthly "
+                        "resolution) into this folder.", file_okay=False, show_default=False)] = None,
+    compare_published: Annotated[bool, typer.Option(
+        "--compare-published", help="Also print the sanity table: the published rows related to the "
+                                    "scenario's drugs, observed vs projected (each trial's own design) and "
+                                    "the scenario arm at the same time.")] = False,
+) -> None:
+    """Project a treatment scenario under a fitted posterior, with uncertainty bands.
+
+    For every arm and contrast (paired difference, same posterior draws) at the scenario's times: BMD %
+    change per site, T-score, P(T <= -2.5), CTX and P1NP % change, serum RANKL/OPG ratio % change - each
+    with the mean, median, 50% and 90% highest-density intervals over posterior draws.
+
+    The model has no osteoclast-precursor pool: stopping denosumab only lets its effect wane (no rebound);
+    the output says so. Exit code 0 on success, 1 for bad input (the message names the file and the TOML key
+    path, or the option).
+    """
+    from bonebayes.projections import ProjectionError, ScenarioError, load_scenario
+    from bonebayes.projections.engine import project as run_projection
+    from bonebayes.projections.output import render, write
+
+    if endpoint:
+        from bonebayes.projections.engine import ENDPOINTS
+
+        bad = [e for e in endpoint if e not in ENDPOINTS]
+        if bad:
+            _fail(f"--endpoint: unknown endpoint(s) {', '.join(bad)}; allowed: {', '.join(ENDPOINTS)}")
+    try:
+        scn = load_scenario(scenario)
+    except ScenarioError as e:
+        _fail(f"invalid scenario: {e}")
+    if output is not None:
+        _check_writable(output, "--output")
+    path = fit_file if fit_file is not None else _default_fit(lambda m: err.print(escape(m), soft_wrap=True))
+    fit = _load_fit(path)
+    if fit.provenance.get("sampler") == "mock":
+        err.print("[yellow]note: this fit used the mock sampler (prior draws); not a posterior.[/]")
+    kw = dict(draws=draws, seed=seed, allow_prior=allow_prior, study_effects=study_effects)
+    try:
+        with _status(f"Projecting {scn.name!r} ({len(scn.arms)} arms) under {path}..."):
+            ds = run_projection(fit, scn, monthly=monthly, **kw)
+            if plots is not None:
+                from bonebayes.projections.plots import write_standard_plots
+
+                ds_plot = ds if monthly else run_projection(fit, scn, monthly=True, **kw)
+                written = write_standard_plots(ds_plot, plots)
+    except ProjectionError as e:
+        _fail(str(e))
+    ds.attrs["fit_source"] = str(path)
+    if output is not None:
+        suffix_fmt = "netcdf" if output.suffix.lower() == ".nc" else fmt.value
+        write(ds, output, suffix_fmt, endpoint)
+        err.print(f"Wrote {escape(str(output))}", soft_wrap=True)
+    else:
+        typer.echo(render(ds, fmt.value, endpoint), nl=False)
+    if plots is not None:
+        err.print(f"Wrote {len(written)} plots to {escape(str(plots))}", soft_wrap=True)
+    prior = ds.attrs.get("prior_parameters", "[]")
+    if prior != "[]":
+        err.print(f"[yellow]note: drawn from their priors (not informed by the fit): {escape(prior)}[/]")
+    if compare_published:
+        from bonebayes.projections.published_check import compare_published as compare
+
+        table = compare(fit, scn, **kw)
+        _print_comparison(table)
+
+
+def _print_comparison(df: Any) -> None:
+    """The sanity table: published rows, their projections and the scenario's matching arm."""
+    table = Table(title="Published rows related to the scenario: observed vs projected (mean [90% HDI])",
+                  box=box.SIMPLE_HEAD)
+    for c in ("record", "study / arm", "endpoint", "site", "month", "observed", "trial design projected",
+              "in 90%", "scenario arm at that month"):
+        table.add_column(c, justify="left" if c in ("study / arm", "endpoint", "site") else "right")
+    for r in df.itertuples():
+        arm = f"{r.study} / {r.arm}" + (f" - {r.control}" if r.control else "")
+        proj = f"{r.projected_mean:.2f} [{r.projected_hdi90_lo:.2f}, {r.projected_hdi90_hi:.2f}]"
+        scen = ""
+        if getattr(r, "scenario_arm", "") and not math.isnan(r.scenario_mean):
+            scen = (f"{escape(r.scenario_arm)}: {r.scenario_mean:.2f} "
+                    f"[{r.scenario_hdi90_lo:.2f}, {r.scenario_hdi90_hi:.2f}]")
+        table.add_row(str(r.record_id), escape(arm), r.endpoint, str(r.site), r.months, f"{r.observed:.2f}", proj,
+                      "yes" if r.inside_90 else "NO", scen)
+    (out if out.is_terminal else Console(width=220, highlight=False)).print(table)
+    out.print(f"{int(df['inside_90'].sum())} of {len(df)} observed values inside the 90% interval of their "
+              "trial's projected mean (parameter uncertainty and a new-study effect; no reporting error). "
+              "Percent changes from month 0; differences in percentage points.", soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- demo
