@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from bonebayes.physiology.inputs import hormone_covariates
@@ -232,23 +233,24 @@ def project_units(
     k0 = sim.index(0.0)
     keep = np.searchsorted(all_t, times)
     tk = all_t[keep]
-    ratio = m[keep]  # -> BMD(t) / BMD(0), (T, N, D, S), computed in place (large arrays)
-    ratio -= m[k0][None]
+    m0 = m[k0].copy()  # (N, D, S) baseline log BMD ratio
+    # BMD(t) / BMD(0), (T, N, D, S); the large arrays are updated in place (m is ours: a fresh gather)
+    ratio = m if len(keep) == len(all_t) else m[keep]
+    ratio -= m0[None]
     np.exp(ratio, out=ratio)
-    ratio += params.drift[None, None, :, None] * tk[:, None, None, None] / 1200.0
-    bmd = ratio - 1.0
-    bmd *= 100.0
-    # T-scores: BMD_0 from the given baseline T-score, else from the model's own baseline m(0)
+    ratio += params.drift[None, None, :, None] * (tk[:, None, None, None] / 1200.0)
+    bmd = np.multiply(ratio, 100.0)
+    bmd -= 100.0
+    # T-scores: T = (BMD_0 r - mean) / SD, BMD_0 = mean + T0 SD (given T0) or mean exp(m(0)) (model baseline)
     mean = np.array([[bmd_reference(s.sex, site).mean for site in sites] for s in setups])  # (N, S)
     sd = np.array([[bmd_reference(s.sex, site).sd for site in sites] for s in setups])
     given = dict(baseline_tscore or {})
     t0 = np.array([given.get(site, np.nan) for site in sites])
-    bmd0 = mean[:, None, :] * np.exp(m[k0])  # (N, D, S) model baseline
+    bmd0 = mean[:, None, :] * np.exp(m0)  # (N, D, S)
     has_t0 = np.isfinite(t0)
     bmd0[..., has_t0] = (mean[:, has_t0] + t0[has_t0] * sd[:, has_t0])[:, None, :]
-    ratio *= bmd0[None]
-    ratio -= mean[None, :, None, :]
-    ratio /= sd[None, :, None, :]
+    ratio *= (bmd0 / sd[:, None, :])[None]
+    ratio -= (mean / sd)[None, :, None, :]
     tscore = ratio
     ctx = 100.0 * (C[keep] / C[k0][None] - 1.0)  # (T, N, D)
     p1np = 100.0 * (B[keep] / B[k0][None] - 1.0)
@@ -263,6 +265,10 @@ def project_units(
     arms = [s.name for s in setups]
     draw_ids = post["sample"].values if "sample" in post.dims else np.arange(post.sizes["sample"])
     coords: dict[str, Any] = {"draw": np.arange(len(draw_ids)), "arm": arms, "time": times, "site": list(sites)}
+    if isinstance(post.indexes.get("sample"), pd.MultiIndex):  # which posterior draw each projection draw is
+        idx = post.indexes["sample"]
+        coords["posterior_chain"] = ("draw", np.asarray(idx.get_level_values("chain")))
+        coords["posterior_draw"] = ("draw", np.asarray(idx.get_level_values("draw")))
     if contrasts:
         coords["contrast"] = [c[0] for c in contrasts]
         coords["contrast_first"] = ("contrast", [c[1] for c in contrasts])
@@ -270,7 +276,11 @@ def project_units(
         ia = [arms.index(c[1]) for c in contrasts]
         ib = [arms.index(c[2]) for c in contrasts]
         for v in DRAW_VARIABLES:  # paired differences, draw by draw
-            native[f"contrast_{v}"] = native[v][:, ia] - native[v][:, ib]
+            arr = native[v]
+            diff = np.empty((arr.shape[0], len(ia)) + arr.shape[2:])
+            for k, (i, j) in enumerate(zip(ia, ib)):
+                np.subtract(arr[:, i], arr[:, j], out=diff[:, k])
+            native[f"contrast_{v}"] = diff
     data = {}
     for v, arr in native.items():  # native (T, N, D[, S]) -> dims (draw, arm, time[, site]) as a view
         group = "contrast" if v.startswith("contrast_") else "arm"

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -56,36 +57,38 @@ def to_records(ds: xr.Dataset, endpoints: Sequence[str] | None = None) -> list[d
     eps = _select_endpoints(endpoints)
     out: list[dict[str, Any]] = []
     groups = [("arm", "")] + ([("contrast", "contrast_")] if "contrast" in ds.dims else [])
+    times = [_num(t, 6) for t in ds["time"].values]
     for group, prefix in groups:
-        for name in ds[group].values:
-            for ep in eps:
-                if ep == "p_osteoporosis":
-                    var = ds.get(f"{prefix}p_osteoporosis")
-                    if var is None:
-                        continue
-                    var = var.sel({group: name})
-                else:
-                    var = ds.get(f"{prefix}{ep}_summary")
-                    if var is None:
-                        continue
-                    var = var.sel({group: name})
-                sites = list(var["site"].values) if "site" in var.dims else [None]
-                for site in sites:
-                    v = var.sel(site=site) if site is not None else var
-                    for t in ds["time"].values:
-                        row: dict[str, Any] = {group: str(name), "endpoint": ep}
+        names = [str(n) for n in ds[group].values]
+        for ep in eps:
+            is_p = ep == "p_osteoporosis"
+            var = ds.get(f"{prefix}p_osteoporosis" if is_p else f"{prefix}{ep}_summary")
+            if var is None:
+                continue
+            has_site = "site" in var.dims
+            order = ([] if is_p else ["stat"]) + [group, "time"] + (["site"] if has_site else [])
+            arr = np.round(var.transpose(*order).values.astype(float), 4) + 0.0  # + 0.0: no "-0.0"
+            if not has_site:
+                arr = arr[..., None]
+            sites = [str(s) for s in ds["site"].values] if has_site else [None]
+            for i, name in enumerate(names):
+                for s, site in enumerate(sites):
+                    for k, t in enumerate(times):
+                        row: dict[str, Any] = {group: name, "endpoint": ep}
                         if site is not None:
-                            row["site"] = str(site)
-                        row["time_months"] = _num(t, 6)
-                        vt = v.sel(time=t)
-                        if ep == "p_osteoporosis":
-                            row.update(mean=_num(vt.values), median=None, hdi50=None, hdi90=None)
+                            row["site"] = site
+                        row["time_months"] = t
+                        if is_p:
+                            row.update(mean=_clean(arr[i, k, s]), median=None, hdi50=None, hdi90=None)
                         else:
-                            st = {s: _num(vt.sel(stat=s).values) for s in vt["stat"].values}
-                            row.update(mean=st["mean"], median=st["median"], hdi50=[st["hdi50_lo"], st["hdi50_hi"]],
-                                       hdi90=[st["hdi90_lo"], st["hdi90_hi"]])
+                            v = [_clean(x) for x in arr[:, i, k, s]]
+                            row.update(mean=v[0], median=v[1], hdi50=[v[2], v[3]], hdi90=[v[4], v[5]])
                         out.append(row)
     return out
+
+
+def _clean(x: float) -> float | None:
+    return None if math.isnan(x) else float(x)
 
 
 def metadata(ds: xr.Dataset) -> dict[str, Any]:
