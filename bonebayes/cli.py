@@ -567,6 +567,9 @@ def project(
         with _status(f"Projecting {scn.name!r} ({len(scn.arms)} arms) under {path}..."):
             ds = run_projection(fit, scn, monthly=monthly, **kw)
             if plots is not None:
+                import os
+
+                os.environ.setdefault("MPLBACKEND", "Agg")  # files only: no window system needed
                 from bonebayes.projections.plots import write_standard_plots
 
                 ds_plot = ds if monthly else run_projection(fit, scn, monthly=True, **kw)

@@ -363,7 +363,7 @@ def project(
     if prior:
         notes.insert(0, f"drawn from their priors (the fit has no posterior for them): {', '.join(prior)}")
     ds.attrs.update({
-        "scenario_name": scn.name, "scenario": json.dumps(scn.to_toml_dict()),
+        "scenario_name": scn.name, "scenario": json.dumps(scn.as_json_dict()),
         "fit_source": label, "fit_model": str(prov.get("model", "")), "fit_sampler": str(prov.get("sampler", "")),
         "fit_created": str(prov.get("created", "")), "fit_data_hash": str(prov.get("data_hash", "")),
         "fit_draws_available": int(post.sizes.get("chain", 1) * post.sizes.get("draw", 1)),

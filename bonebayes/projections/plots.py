@@ -7,6 +7,7 @@ smooth fans) and return a matplotlib Figure; :func:`save_figure` writes one atom
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,19 +25,9 @@ LABELS: dict[str, str] = {
 
 
 def _pyplot() -> Any:
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "cairo") and not _interactive():
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the user's backend (the CLI selects Agg)
 
     return plt
-
-
-def _interactive() -> bool:
-    import sys
-
-    return hasattr(sys, "ps1") or "ipykernel" in sys.modules
 
 
 def _summary(ds: xr.Dataset, endpoint: str, group: str = "arm") -> xr.DataArray:
@@ -75,8 +66,8 @@ def fan_chart(ds: xr.Dataset, endpoint: str = "bmd", *, arms: Sequence[str] | No
     s_all = _summary(ds, endpoint, group)
     names = _names(ds, group, arms)
     panel_sites = _names(ds, "site", sites) if "site" in s_all.dims else [None]
-    fig, axes = plt.subplots(1, len(panel_sites), figsize=(4.6 * len(panel_sites), 3.8), squeeze=False,
-                             sharey=True)
+    width = max(6.4, 4.6 * len(panel_sites))
+    fig, axes = plt.subplots(1, len(panel_sites), figsize=(width, 4.0), squeeze=False, sharey=True)
     t = ds["time"].values
     colors = plt.get_cmap("tab10")
     for k, site in enumerate(panel_sites):
@@ -92,7 +83,8 @@ def fan_chart(ds: xr.Dataset, endpoint: str = "bmd", *, arms: Sequence[str] | No
     ylabel = LABELS.get(endpoint, endpoint)
     axes[0, 0].set_ylabel(("difference in " + ylabel) if contrasts else ylabel)
     axes[0, -1].legend(fontsize=8, loc="best")
-    fig.suptitle(f"{ds.attrs.get('scenario_name', '')}: median, 50% and 90% HDI over posterior draws", fontsize=10)
+    title = f"{ds.attrs.get('scenario_name', '')}: median, 50% and 90% HDI over posterior draws"
+    fig.suptitle(textwrap.fill(title, width=int(width * 13)), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -148,7 +140,7 @@ def tscore_chart(ds: xr.Dataset, *, site: str | None = None, arms: Sequence[str]
     ax.set_xlabel("months")
     ax.set_ylabel(f"T-score, {site.replace('_', ' ')} (SD)")
     base = _baseline_note(ds, site)
-    ax.set_title(f"{ds.attrs.get('scenario_name', '')}\n{base}", fontsize=9)
+    ax.set_title(textwrap.fill(ds.attrs.get("scenario_name", ""), width=80) + f"\n{base}", fontsize=9)
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()

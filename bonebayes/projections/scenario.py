@@ -341,7 +341,7 @@ class Scenario(_PopulationFields):
             raise ScenarioError([("", f"invalid TOML: {e}")], source) from None
         return cls.from_dict(data, source)
 
-    def to_toml_dict(self) -> dict[str, Any]:
+    def as_json_dict(self) -> dict[str, Any]:
         """A plain dict (JSON-able) of the validated scenario, for provenance."""
         return self.model_dump(mode="json", exclude_none=True)
 
