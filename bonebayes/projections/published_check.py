@@ -36,9 +36,23 @@ DRUG_FAMILY: dict[str, str] = {"conjugated_estrogens": "estradiol", "growth_horm
 PROJECTED_MEASURES: tuple[str, ...] = ("pct_change_from_baseline", "pct_diff_vs_control", "annual_rate_pct")
 
 
-def _drug_set(doses: Iterable[Any], before: float | None = None) -> frozenset[str]:
-    return frozenset(DRUG_FAMILY.get(d.drug, d.drug) for d in doses
-                     if d.spec.kind != "event" and (before is None or d.start_month < before))
+def _drug_set(doses: Iterable[Any], before: float | None = None, since: float = 0.0) -> frozenset[str]:
+    """Drugs of a regimen (families merged), plus the events at or after ``since`` (the arm's own events,
+    e.g. a parathyroidectomy or the final menstrual period within the trial; earlier events are history)."""
+    out = set()
+    for d in doses:
+        if before is not None and d.start_month >= before:
+            continue
+        if d.spec.kind != "event":
+            out.add(DRUG_FAMILY.get(d.drug, d.drug))
+        elif d.drug != "placebo" and d.start_month >= since:
+            out.add(d.drug)
+    return frozenset(out)
+
+
+def _design_set(ev: PublishedEvidence, key: str) -> frozenset[str]:
+    d = ev.designs[key]
+    return _drug_set(d.regimen, since=d.time_offset_months)
 
 
 def projectable_rows(ev: PublishedEvidence) -> pd.DataFrame:
@@ -111,7 +125,8 @@ def predict_rows(
 
 
 def related_rows(rows: pd.DataFrame, ev: PublishedEvidence, scenario: Scenario) -> pd.Series:
-    """Rows whose arm (and control) use only drugs the scenario's arms use (a drug-free arm if none)."""
+    """Rows whose arm (and control) use only drugs and events the scenario's arms use (placebo arms when the
+    scenario has a drug-free arm)."""
     scen_sets = {name: _drug_set(a.to_dose() for a in arm.regimen) for name, arm in scenario.arms.items()}
     drugs = frozenset().union(*scen_sets.values())
     has_free = any(not s for s in scen_sets.values())
@@ -119,7 +134,7 @@ def related_rows(rows: pd.DataFrame, ev: PublishedEvidence, scenario: Scenario) 
     def ok(key: str) -> bool:
         if not key:
             return True
-        s = _drug_set(ev.designs[key].regimen)
+        s = _design_set(ev, key)
         return (bool(s) and s <= drugs) or (not s and has_free)
 
     arm_ok = rows["arm_key"].map(ok) & rows["control_key"].map(ok)
@@ -132,7 +147,7 @@ def _scenario_match(scenario: Scenario, ev: PublishedEvidence, r: pd.Series) -> 
     t = float(r["t_b"])
 
     def find(key: str) -> str | None:
-        want = _drug_set(ev.designs[key].regimen)
+        want = _design_set(ev, key)
         for name, arm in scenario.arms.items():
             if _drug_set((a.to_dose() for a in arm.regimen), before=t) == want:
                 return name
