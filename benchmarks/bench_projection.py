@@ -26,23 +26,48 @@ import numpy as np
 
 REGIMENS: list[tuple[str, list[dict]]] = [
     ("placebo", []),
-    ("denosumab", [dict(drug="denosumab", dose=60, unit="mg", every_months=6, start_month=0, stop_month=240)]),
+    (
+        "denosumab",
+        [dict(drug="denosumab", dose=60, unit="mg", every_months=6, start_month=0, stop_month=240)],
+    ),
     ("alendronate", [dict(drug="alendronate", dose=10, unit="mg/day", start_month=0, stop_month=240)]),
-    ("zoledronate", [dict(drug="zoledronate", dose=5, unit="mg", every_months=12, start_month=0, stop_month=240)]),
-    ("teriparatide_to_alendronate", [dict(drug="teriparatide", dose=20, unit="ug/day", start_month=0,
-                                          stop_month=24),
-                                     dict(drug="alendronate", dose=10, unit="mg/day", start_month=24,
-                                          stop_month=240)]),
-    ("estradiol", [dict(drug="estradiol", route="oral", dose=1, unit="mg/day", start_month=0, stop_month=240)]),
-    ("denosumab_stop", [dict(drug="denosumab", dose=60, unit="mg", every_months=6, start_month=0,
-                             stop_month=54)]),
-    ("denosumab_to_zoledronate", [dict(drug="denosumab", dose=60, unit="mg", every_months=6, start_month=0,
-                                       stop_month=54),
-                                  dict(drug="zoledronate", dose=5, unit="mg", start_month=60, stop_month=60)]),
-    ("alendronate_holiday", [dict(drug="alendronate", dose=10, unit="mg/day", start_month=0, stop_month=60),
-                             dict(drug="alendronate", dose=10, unit="mg/day", start_month=96, stop_month=240)]),
-    ("glucocorticoid_course", [dict(drug="glucocorticoid", dose=7.5, unit="mg/day", start_month=0,
-                                    stop_month=12)]),
+    (
+        "zoledronate",
+        [dict(drug="zoledronate", dose=5, unit="mg", every_months=12, start_month=0, stop_month=240)],
+    ),
+    (
+        "teriparatide_to_alendronate",
+        [
+            dict(drug="teriparatide", dose=20, unit="ug/day", start_month=0, stop_month=24),
+            dict(drug="alendronate", dose=10, unit="mg/day", start_month=24, stop_month=240),
+        ],
+    ),
+    (
+        "estradiol",
+        [dict(drug="estradiol", route="oral", dose=1, unit="mg/day", start_month=0, stop_month=240)],
+    ),
+    (
+        "denosumab_stop",
+        [dict(drug="denosumab", dose=60, unit="mg", every_months=6, start_month=0, stop_month=54)],
+    ),
+    (
+        "denosumab_to_zoledronate",
+        [
+            dict(drug="denosumab", dose=60, unit="mg", every_months=6, start_month=0, stop_month=54),
+            dict(drug="zoledronate", dose=5, unit="mg", start_month=60, stop_month=60),
+        ],
+    ),
+    (
+        "alendronate_holiday",
+        [
+            dict(drug="alendronate", dose=10, unit="mg/day", start_month=0, stop_month=60),
+            dict(drug="alendronate", dose=10, unit="mg/day", start_month=96, stop_month=240),
+        ],
+    ),
+    (
+        "glucocorticoid_course",
+        [dict(drug="glucocorticoid", dose=7.5, unit="mg/day", start_month=0, stop_month=12)],
+    ),
 ]
 
 
@@ -62,20 +87,47 @@ def prior_posterior(draws: int, seed: int = 0):  # noqa: ANN201
             return np.stack([type(p)(p.dist, mu[h], p.b).sample(rng, n) for h in hormones], axis=-1)
         return PRIORS[name].sample(rng, n if k is None else (*n, k))
 
-    d = {"k_C": pr("k_C"), "k_B": pr("k_B"), "k_M": pr("k_M", 3), "lam": pr("lam", 3),
-         "gamma": pr("gamma", mu=GAMMA_MEAN), "e_form": pr("e_form", mu=E_FORM_MEAN),
-         "g_rankl": pr("g_rankl", mu=G_RANKL_MEAN), "g_opg": pr("g_opg", mu=G_OPG_MEAN),
-         "emax_res": pr("emax_res", 3), "ec50_res": pr("ec50_res", 3), "ec50_ana": pr("ec50_ana", 1),
-         "emax_ana": pr("eref_ana", 1) * 1.5, "kappa_ana": pr("kappa_ana", 1),
-         "tau_kM_study": pr("tau_kM_study"), "tau_drift": pr("tau_drift")}
-    dims = {"k_M": "site", "lam": "site", "gamma": "hormone", "e_form": "hormone", "g_rankl": "hormone",
-            "g_opg": "hormone", "emax_res": "antiresorptive", "ec50_res": "antiresorptive", "ec50_ana": "anabolic",
-            "emax_ana": "anabolic", "kappa_ana": "anabolic"}
-    return xr.Dataset({k: (("chain", "draw") + ((dims[k],) if k in dims else ()), v) for k, v in d.items()},
-                      coords={"chain": [0], "draw": np.arange(draws),
-                              "site": ["lumbar_spine", "total_hip", "femoral_neck"], "hormone": hormones,
-                              "antiresorptive": ["alendronate", "zoledronate", "denosumab"],
-                              "anabolic": ["teriparatide"]})
+    d = {
+        "k_C": pr("k_C"),
+        "k_B": pr("k_B"),
+        "k_M": pr("k_M", 3),
+        "lam": pr("lam", 3),
+        "gamma": pr("gamma", mu=GAMMA_MEAN),
+        "e_form": pr("e_form", mu=E_FORM_MEAN),
+        "g_rankl": pr("g_rankl", mu=G_RANKL_MEAN),
+        "g_opg": pr("g_opg", mu=G_OPG_MEAN),
+        "emax_res": pr("emax_res", 3),
+        "ec50_res": pr("ec50_res", 3),
+        "ec50_ana": pr("ec50_ana", 1),
+        "emax_ana": pr("eref_ana", 1) * 1.5,
+        "kappa_ana": pr("kappa_ana", 1),
+        "tau_kM_study": pr("tau_kM_study"),
+        "tau_drift": pr("tau_drift"),
+    }
+    dims = {
+        "k_M": "site",
+        "lam": "site",
+        "gamma": "hormone",
+        "e_form": "hormone",
+        "g_rankl": "hormone",
+        "g_opg": "hormone",
+        "emax_res": "antiresorptive",
+        "ec50_res": "antiresorptive",
+        "ec50_ana": "anabolic",
+        "emax_ana": "anabolic",
+        "kappa_ana": "anabolic",
+    }
+    return xr.Dataset(
+        {k: (("chain", "draw") + ((dims[k],) if k in dims else ()), v) for k, v in d.items()},
+        coords={
+            "chain": [0],
+            "draw": np.arange(draws),
+            "site": ["lumbar_spine", "total_hip", "femoral_neck"],
+            "hormone": hormones,
+            "antiresorptive": ["alendronate", "zoledronate", "denosumab"],
+            "anabolic": ["teriparatide"],
+        },
+    )
 
 
 def main() -> None:
@@ -116,9 +168,14 @@ def main() -> None:
         for item in regimen:
             item["stop_month"] = min(item["stop_month"], months)
             item["start_month"] = min(item["start_month"], item["stop_month"])
-    spec = {"name": "benchmark", "population": "postmenopausal", "years_since_menopause": 5,
-            "times_months": list(range(months + 1)), "arms": {k: {"regimen": v} for k, v in arms.items()},
-            "contrasts": [] if a.no_contrasts else [{"arms": [k, "placebo"]} for k in arms if k != "placebo"]}
+    spec = {
+        "name": "benchmark",
+        "population": "postmenopausal",
+        "years_since_menopause": 5,
+        "times_months": list(range(months + 1)),
+        "arms": {k: {"regimen": v} for k, v in arms.items()},
+        "contrasts": [] if a.no_contrasts else [{"arms": [k, "placebo"]} for k in arms if k != "placebo"],
+    }
     scn = Scenario.from_dict(spec)
 
     def timed(fn):  # noqa: ANN001, ANN202
@@ -127,8 +184,10 @@ def main() -> None:
         return out, time.perf_counter() - w, time.process_time() - c
 
     project(_Fit, scn, draws=min(a.draws, 50))  # warm-up (imports, caches)
-    rec: dict[str, list[float]] = {k: [] for k in ("total_wall", "total_cpu", "physics_endpoints_wall",
-                                                   "summary_wall", "render_json_wall")}
+    rec: dict[str, list[float]] = {
+        k: []
+        for k in ("total_wall", "total_cpu", "physics_endpoints_wall", "summary_wall", "render_json_wall")
+    }
     for _ in range(a.repeats):
         ds, w, c = timed(lambda: project(_Fit, scn, draws=a.draws))
         rec["total_wall"].append(w)
@@ -145,21 +204,30 @@ def main() -> None:
     tracemalloc.stop()
     n_draws = int(ds.sizes["draw"])
     out = {
-        "fit": source, "draws": n_draws, "arms": a.arms, "contrasts": int(ds.sizes.get("contrast", 0)),
-        "years": a.years, "times": int(ds.sizes["time"]), "sites": int(ds.sizes["site"]),
-        "cells_per_draw_variable": int(ds["bmd"].size // n_draws), "repeats": a.repeats,
+        "fit": source,
+        "draws": n_draws,
+        "arms": a.arms,
+        "contrasts": int(ds.sizes.get("contrast", 0)),
+        "years": a.years,
+        "times": int(ds.sizes["time"]),
+        "sites": int(ds.sizes["site"]),
+        "cells_per_draw_variable": int(ds["bmd"].size // n_draws),
+        "repeats": a.repeats,
         **{f"{k}_best_s": round(min(v), 3) for k, v in rec.items()},
         **{f"{k}_median_s": round(statistics.median(v), 3) for k, v in rec.items()},
         "tracemalloc_peak_mb": round(peak / 2**20, 1),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "dataset_mb": round(ds.nbytes / 2**20, 1), "target_s": 2.0,
+        "dataset_mb": round(ds.nbytes / 2**20, 1),
+        "target_s": 2.0,
         "meets_target": bool(min(rec["total_wall"]) < 2.0),
         "machine": f"{platform.machine()}, {platform.python_version()}, numpy {np.__version__}",
         "load_average": [round(x, 2) for x in __import__("os").getloadavg()],
     }
     width = max(map(len, out))
-    print(f"projection benchmark: {n_draws} draws x {a.arms} arms x {a.years:g} years monthly "
-          f"({out['times']} times x {out['sites']} sites), {out['contrasts']} contrasts")
+    print(
+        f"projection benchmark: {n_draws} draws x {a.arms} arms x {a.years:g} years monthly "
+        f"({out['times']} times x {out['sites']} sites), {out['contrasts']} contrasts"
+    )
     for k, v in out.items():
         print(f"  {k:<{width}}  {v}")
     if a.json:

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
-import numpy as np
+import json
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from bonebayes.models.priors import E_FORM_MEAN, G_OPG_MEAN, G_RANKL_MEAN, GAMMA_MEAN, PRIORS
 from bonebayes.physiology.schedule import Unit, build_schedule
 from bonebayes.physiology.signalling import DrugEffects
 from bonebayes.physiology.simulate import PhysiologyParams, at_times, simulate
 from bonebayes.physiology.turnover import TurnoverRates
+from bonebayes.projections import (
+    ENDPOINTS,
+    ProjectionError,
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    point_posterior,
+    project,
+    shipped_scenarios,
+)
+from bonebayes.projections.output import render, to_frame, write
 from bonebayes.regimens import Dose, population_preset
 
 
@@ -17,30 +38,50 @@ def test_batched_simulation_equals_one_draw_at_a_time() -> None:
     pre = population_preset("postmenopausal", years_since_menopause=20)
     units = [
         Unit("placebo", pre.history),
-        Unit("dmab", pre.history + (Dose(drug="denosumab", dose=60, unit="mg", every_months=6, start_month=0,
-                                         stop_month=18),)),
-        Unit("switch", pre.history + (Dose(drug="teriparatide", dose=20, unit="ug/day", start_month=0,
-                                           stop_month=18),
-                                      Dose(drug="alendronate", dose=10, unit="mg/day", start_month=18)),
-             levels={"thyroid": 2.0}),
+        Unit(
+            "dmab",
+            pre.history
+            + (Dose(drug="denosumab", dose=60, unit="mg", every_months=6, start_month=0, stop_month=18),),
+        ),
+        Unit(
+            "switch",
+            pre.history
+            + (
+                Dose(drug="teriparatide", dose=20, unit="ug/day", start_month=0, stop_month=18),
+                Dose(drug="alendronate", dose=10, unit="mg/day", start_month=18),
+            ),
+            levels={"thyroid": 2.0},
+        ),
     ]
     sched = build_schedule(units, 36.5)
     sched = sched.restrict_hormones(sched.active_hormones())
     H, S, D = len(sched.hormones), 3, 5
     rng = np.random.default_rng(0)
     draws = dict(
-        k_C=np.exp(rng.normal(0, 0.3, D)), k_B=0.35 * np.exp(rng.normal(0, 0.3, D)),
-        k_M=0.015 * np.exp(rng.normal(0, 0.3, (D, S))), lam=0.01 * np.exp(rng.normal(0, 0.3, (D, S))),
-        gamma=rng.normal(0, 0.3, (D, H)), e_form=rng.normal(0, 0.1, (D, H)),
-        emax_res=rng.uniform(0.5, 0.9, (D, 2)), ec50_res=rng.uniform(0.05, 0.3, (D, 2)),
-        emax_ana=rng.uniform(0.2, 0.6, (D, 1)), ec50_ana=rng.uniform(0.3, 0.9, (D, 1)),
-        kappa=rng.uniform(0, 1, (D, 1)))
+        k_C=np.exp(rng.normal(0, 0.3, D)),
+        k_B=0.35 * np.exp(rng.normal(0, 0.3, D)),
+        k_M=0.015 * np.exp(rng.normal(0, 0.3, (D, S))),
+        lam=0.01 * np.exp(rng.normal(0, 0.3, (D, S))),
+        gamma=rng.normal(0, 0.3, (D, H)),
+        e_form=rng.normal(0, 0.1, (D, H)),
+        emax_res=rng.uniform(0.5, 0.9, (D, 2)),
+        ec50_res=rng.uniform(0.05, 0.3, (D, 2)),
+        emax_ana=rng.uniform(0.2, 0.6, (D, 1)),
+        ec50_ana=rng.uniform(0.3, 0.9, (D, 1)),
+        kappa=rng.uniform(0, 1, (D, 1)),
+    )
 
     def params(i: int | slice) -> PhysiologyParams:
         v = {k: a[i] for k, a in draws.items()}
-        return PhysiologyParams(v["gamma"], v["e_form"], DrugEffects(v["emax_res"], v["ec50_res"]),
-                                DrugEffects(v["emax_ana"], v["ec50_ana"]),
-                                TurnoverRates(v["k_C"], v["k_B"], v["k_M"], v["lam"]), 1.0, v["kappa"])
+        return PhysiologyParams(
+            v["gamma"],
+            v["e_form"],
+            DrugEffects(v["emax_res"], v["ec50_res"]),
+            DrugEffects(v["emax_ana"], v["ec50_ana"]),
+            TurnoverRates(v["k_C"], v["k_B"], v["k_M"], v["lam"]),
+            1.0,
+            v["kappa"],
+        )
 
     times = np.array([0.0, 3.0, 12.5, 36.5])
     node, tau = sched.locate(times)
@@ -58,30 +99,7 @@ def test_batched_simulation_equals_one_draw_at_a_time() -> None:
 
 
 # --------------------------------------------------------------------------- fixtures
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import xarray as xr  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
-
-from bonebayes.models.priors import E_FORM_MEAN, G_OPG_MEAN, G_RANKL_MEAN, GAMMA_MEAN, PRIORS  # noqa: E402
-from bonebayes.projections import (  # noqa: E402
-    ENDPOINTS,
-    ProjectionError,
-    Scenario,
-    ScenarioError,
-    load_scenario,
-    point_posterior,
-    project,
-    shipped_scenarios,
-)
-from bonebayes.projections.output import render, to_frame, write  # noqa: E402
-
-ISSUE_EXAMPLE = '''
+ISSUE_EXAMPLE = """
 name = "denosumab vs placebo, postmenopausal osteoporosis"
 population = "postmenopausal"        # preset; see below
 age = 72                             # optional
@@ -99,20 +117,43 @@ regimen = []
 [[contrasts]]
 name = "denosumab_vs_placebo"
 arms = ["denosumab", "placebo"]      # first minus second
-'''
+"""
 SITES = ["lumbar_spine", "total_hip", "femoral_neck"]
-HORMONES5 = ["estradiol", "testosterone", "pth", "glucocorticoid", "thyroid"]  # as the published fit (no igf1)
+HORMONES5 = [
+    "estradiol",
+    "testosterone",
+    "pth",
+    "glucocorticoid",
+    "thyroid",
+]  # as the published fit (no igf1)
 RES = ["alendronate", "zoledronate", "denosumab"]
-COORDS = {"site": SITES, "hormone": HORMONES5, "antiresorptive": RES, "anabolic": ["teriparatide"],
-          "study": ["S1"]}
+COORDS = {
+    "site": SITES,
+    "hormone": HORMONES5,
+    "antiresorptive": RES,
+    "anabolic": ["teriparatide"],
+    "study": ["S1"],
+}
 # a fixed parameter point: posterior medians of the published fit (results/fit.nc, 4 x 500 draws, seed 1),
 # rounded; constants here so the tests need no fit file and no sampling
 FIXED = {
-    "k_C": 0.75, "k_B": 0.27, "k_M": [0.0117, 0.0059, 0.0055], "lam": [0.022, 0.012, 0.0068],
-    "gamma": [-0.20, -0.38, 0.47, -0.016, 0.40], "e_form": [0.075, -0.004, -0.0085, -0.096, -0.049],
-    "g_rankl": [0.072, 0.009, 0.30, 0.20, -0.004], "g_opg": [-0.16, -0.011, -0.10, -0.15, 0.57],
-    "emax_res": [0.68, 0.64, 0.74], "ec50_res": [0.075, 0.046, 0.013], "emax_ana": [0.83], "ec50_ana": [0.48],
-    "kappa_ana": [0.78], "tau_kM_study": 0.16, "tau_drift": 0.17, "z_kM_study": [0.0], "z_drift_study": [0.0],
+    "k_C": 0.75,
+    "k_B": 0.27,
+    "k_M": [0.0117, 0.0059, 0.0055],
+    "lam": [0.022, 0.012, 0.0068],
+    "gamma": [-0.20, -0.38, 0.47, -0.016, 0.40],
+    "e_form": [0.075, -0.004, -0.0085, -0.096, -0.049],
+    "g_rankl": [0.072, 0.009, 0.30, 0.20, -0.004],
+    "g_opg": [-0.16, -0.011, -0.10, -0.15, 0.57],
+    "emax_res": [0.68, 0.64, 0.74],
+    "ec50_res": [0.075, 0.046, 0.013],
+    "emax_ana": [0.83],
+    "ec50_ana": [0.48],
+    "kappa_ana": [0.78],
+    "tau_kM_study": 0.16,
+    "tau_drift": 0.17,
+    "z_kM_study": [0.0],
+    "z_drift_study": [0.0],
 }
 
 
@@ -123,27 +164,52 @@ def prior_posterior(draws: int = 40, seed: int = 0) -> xr.Dataset:
 
     def pr(name: str, k: int | None = None, mu: list[float] | None = None) -> np.ndarray:
         if mu is not None:
-            return np.stack([PRIORS[name].__class__(PRIORS[name].dist, m, PRIORS[name].b).sample(rng, n)
-                             for m in mu], axis=-1)
+            return np.stack(
+                [PRIORS[name].__class__(PRIORS[name].dist, m, PRIORS[name].b).sample(rng, n) for m in mu],
+                axis=-1,
+            )
         return PRIORS[name].sample(rng, n if k is None else (*n, k))
 
     data = {
-        "k_C": pr("k_C"), "k_B": pr("k_B"), "k_M": pr("k_M", 3), "lam": pr("lam", 3),
+        "k_C": pr("k_C"),
+        "k_B": pr("k_B"),
+        "k_M": pr("k_M", 3),
+        "lam": pr("lam", 3),
         "gamma": pr("gamma", mu=[GAMMA_MEAN[h] for h in HORMONES5]),
         "e_form": pr("e_form", mu=[E_FORM_MEAN[h] for h in HORMONES5]),
         "g_rankl": pr("g_rankl", mu=[G_RANKL_MEAN[h] for h in HORMONES5]),
         "g_opg": pr("g_opg", mu=[G_OPG_MEAN[h] for h in HORMONES5]),
-        "emax_res": pr("emax_res", 3), "ec50_res": pr("ec50_res", 3), "ec50_ana": pr("ec50_ana", 1),
-        "eref_ana": pr("eref_ana", 1), "kappa_ana": pr("kappa_ana", 1),
-        "tau_kM_study": pr("tau_kM_study"), "tau_drift": pr("tau_drift"),
+        "emax_res": pr("emax_res", 3),
+        "ec50_res": pr("ec50_res", 3),
+        "ec50_ana": pr("ec50_ana", 1),
+        "eref_ana": pr("eref_ana", 1),
+        "kappa_ana": pr("kappa_ana", 1),
+        "tau_kM_study": pr("tau_kM_study"),
+        "tau_drift": pr("tau_drift"),
     }
     data["emax_ana"] = data["eref_ana"] * (1 + data["ec50_ana"])
-    dims = {"k_M": "site", "lam": "site", "gamma": "hormone", "e_form": "hormone", "g_rankl": "hormone",
-            "g_opg": "hormone", "emax_res": "antiresorptive", "ec50_res": "antiresorptive", "ec50_ana": "anabolic",
-            "eref_ana": "anabolic", "kappa_ana": "anabolic", "emax_ana": "anabolic"}
-    return xr.Dataset({k: (("chain", "draw") + ((dims[k],) if k in dims else ()), v) for k, v in data.items()},
-                      coords={"chain": [0, 1], "draw": np.arange(n[1]),
-                              **{c: COORDS[c] for c in ("site", "hormone", "antiresorptive", "anabolic")}})
+    dims = {
+        "k_M": "site",
+        "lam": "site",
+        "gamma": "hormone",
+        "e_form": "hormone",
+        "g_rankl": "hormone",
+        "g_opg": "hormone",
+        "emax_res": "antiresorptive",
+        "ec50_res": "antiresorptive",
+        "ec50_ana": "anabolic",
+        "eref_ana": "anabolic",
+        "kappa_ana": "anabolic",
+        "emax_ana": "anabolic",
+    }
+    return xr.Dataset(
+        {k: (("chain", "draw") + ((dims[k],) if k in dims else ()), v) for k, v in data.items()},
+        coords={
+            "chain": [0, 1],
+            "draw": np.arange(n[1]),
+            **{c: COORDS[c] for c in ("site", "hormone", "antiresorptive", "anabolic")},
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -163,14 +229,25 @@ def fit_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from bonebayes.fit import Fit
 
     post = prior_posterior(40, seed=2)
-    idata = _arviz.from_dict(posterior={k: v.values for k, v in post.data_vars.items()},
-                             coords={c: list(post[c].values) for c in ("site", "hormone", "antiresorptive",
-                                                                          "anabolic")},
-                             dims={k: [d for d in v.dims if d not in ("chain", "draw")]
-                                   for k, v in post.data_vars.items()})
-    prov = {"config": {"step_months": 1.0, "history_step_months": 1.0, "ratio_driver": "latent",
-                       "anabolic_coupling": True}, "seed": 0, "sampler": "mock", "model": "published",
-            "draws": 20, "chains": 2, "created": "test"}
+    idata = _arviz.from_dict(
+        posterior={k: v.values for k, v in post.data_vars.items()},
+        coords={c: list(post[c].values) for c in ("site", "hormone", "antiresorptive", "anabolic")},
+        dims={k: [d for d in v.dims if d not in ("chain", "draw")] for k, v in post.data_vars.items()},
+    )
+    prov = {
+        "config": {
+            "step_months": 1.0,
+            "history_step_months": 1.0,
+            "ratio_driver": "latent",
+            "anabolic_coupling": True,
+        },
+        "seed": 0,
+        "sampler": "mock",
+        "model": "published",
+        "draws": 20,
+        "chains": 2,
+        "created": "test",
+    }
     path = tmp_path_factory.mktemp("proj_fit") / "fit.nc"
     Fit(idata=idata, provenance=prov).save(path)
     return path
@@ -186,7 +263,13 @@ def test_issue_example_parses_exactly() -> None:
     assert list(scn.arms) == ["denosumab", "placebo"] and scn.arms["placebo"].regimen == ()
     dose = scn.arms["denosumab"].regimen[0].to_dose()
     assert (dose.drug, dose.dose, dose.unit, dose.every_months, dose.start_month, dose.stop_month) == (
-        "denosumab", 60, "mg", 6, 0, 36)
+        "denosumab",
+        60,
+        "mg",
+        6,
+        0,
+        36,
+    )
     assert [(c.label, c.arms) for c in scn.contrasts] == [("denosumab_vs_placebo", ("denosumab", "placebo"))]
     setups = {s.name: s for s in scn.setup()}
     assert setups["placebo"].unit.regimen[0].drug == "natural_menopause"
@@ -195,34 +278,70 @@ def test_issue_example_parses_exactly() -> None:
 
 
 def test_regimen_forms_and_overrides() -> None:
-    scn = Scenario.from_dict({
-        "name": "forms", "population": "premenopausal", "sex": "female", "times_months": [0, 12],
-        "levels": {"thyroid": 2.0},
-        "arms": {
-            "aln": {"regimen": [{"drug": "alendronate", "dose": 10, "unit": "mg/day", "start_month": 0,
-                                 "stop_month": 36}]},
-            "zol_once": {"regimen": [{"drug": "zoledronate", "dose": 5, "unit": "mg", "start_month": 3,
-                                      "stop_month": 3}]},
-            "e2": {"regimen": [{"drug": "estradiol", "route": "oral", "dose": 1, "unit": "mg/day"},
-                               {"drug": "gh_secretagogue", "dose": 25, "unit": "mg/day"}]},
-            "meno": {"regimen": [{"drug": "natural_menopause", "start_month": 60}]},
-            "man": {"population": "eugonadal_male", "regimen": []},
-        }})
+    scn = Scenario.from_dict(
+        {
+            "name": "forms",
+            "population": "premenopausal",
+            "sex": "female",
+            "times_months": [0, 12],
+            "levels": {"thyroid": 2.0},
+            "arms": {
+                "aln": {
+                    "regimen": [
+                        {
+                            "drug": "alendronate",
+                            "dose": 10,
+                            "unit": "mg/day",
+                            "start_month": 0,
+                            "stop_month": 36,
+                        }
+                    ]
+                },
+                "zol_once": {
+                    "regimen": [
+                        {"drug": "zoledronate", "dose": 5, "unit": "mg", "start_month": 3, "stop_month": 3}
+                    ]
+                },
+                "e2": {
+                    "regimen": [
+                        {"drug": "estradiol", "route": "oral", "dose": 1, "unit": "mg/day"},
+                        {"drug": "gh_secretagogue", "dose": 25, "unit": "mg/day"},
+                    ]
+                },
+                "meno": {"regimen": [{"drug": "natural_menopause", "start_month": 60}]},
+                "man": {"population": "eugonadal_male", "regimen": []},
+            },
+        }
+    )
     s = {a.name: a for a in scn.setup()}
     assert s["zol_once"].unit.regimen[0].injection_times(100) == [3.0]
     assert s["e2"].unit.regimen[0].effective_route == "oral"
-    assert s["meno"].unit.regimen == (s["meno"].unit.regimen[0],) and s["meno"].unit.regimen[0].start_month == 60
+    assert (
+        s["meno"].unit.regimen == (s["meno"].unit.regimen[0],) and s["meno"].unit.regimen[0].start_month == 60
+    )
     assert s["man"].sex == "male" and s["aln"].unit.levels == {"thyroid": 2.0}
-    peri = Scenario.from_dict({"name": "p", "population": "perimenopausal", "times_months": [0],
-                               "arms": {"a": {"regimen": [{"drug": "natural_menopause", "start_month": 30}]}}})
+    peri = Scenario.from_dict(
+        {
+            "name": "p",
+            "population": "perimenopausal",
+            "times_months": [0],
+            "arms": {"a": {"regimen": [{"drug": "natural_menopause", "start_month": 30}]}},
+        }
+    )
     (a,) = peri.setup()  # the arm's own menopause replaces the preset's (month 12)
     assert [d.start_month for d in a.unit.regimen if d.drug == "natural_menopause"] == [30]
 
 
 def _base() -> dict:
-    return {"name": "x", "population": "postmenopausal", "times_months": [0, 12],
-            "arms": {"a": {"regimen": [{"drug": "alendronate", "dose": 10, "unit": "mg/day"}]},
-                     "b": {"regimen": []}}}
+    return {
+        "name": "x",
+        "population": "postmenopausal",
+        "times_months": [0, 12],
+        "arms": {
+            "a": {"regimen": [{"drug": "alendronate", "dose": 10, "unit": "mg/day"}]},
+            "b": {"regimen": []},
+        },
+    }
 
 
 def _set(d: dict, path: tuple, value: object) -> dict:
@@ -291,8 +410,12 @@ def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
 
 def test_every_shipped_scenario_validates() -> None:
     shipped = shipped_scenarios()
-    assert {"denosumab_vs_placebo", "five_regimens_vs_placebo", "stopping_denosumab",
-            "testosterone_hypogonadal_men"} <= set(shipped)
+    assert {
+        "denosumab_vs_placebo",
+        "five_regimens_vs_placebo",
+        "stopping_denosumab",
+        "testosterone_hypogonadal_men",
+    } <= set(shipped)
     for path in shipped.values():
         load_scenario(path).setup()
     five = load_scenario("five_regimens_vs_placebo")
@@ -309,17 +432,23 @@ def test_every_shipped_scenario_validates() -> None:
 def test_contrasts_are_paired_differences_draw_by_draw(seed: int, draws: int) -> None:
     post = prior_posterior(40, seed=seed % 7)
     scn = load_scenario("five_regimens_vs_placebo")
-    scn = scn.model_copy(update={"contrasts": scn.contrasts + (scn.contrasts[0].model_copy(
-        update={"name": "same", "arms": ("placebo", "placebo_again")}),), "arms": {
-        **scn.arms, "placebo_again": scn.arms["placebo"]}})
+    scn = scn.model_copy(
+        update={
+            "contrasts": scn.contrasts
+            + (scn.contrasts[0].model_copy(update={"name": "same", "arms": ("placebo", "placebo_again")}),),
+            "arms": {**scn.arms, "placebo_again": scn.arms["placebo"]},
+        }
+    )
     ds = project(post, scn, draws=draws, seed=seed)
     assert ds.sizes["draw"] == min(draws, 40)
     for c, a, b in zip(ds["contrast"].values, ds["contrast_first"].values, ds["contrast_second"].values):
         for v in ("bmd", "tscore", "ctx", "p1np", "rankl_opg_ratio"):
             diff = ds[v].sel(arm=a) - ds[v].sel(arm=b)
             np.testing.assert_array_equal(ds[f"contrast_{v}"].sel(contrast=c).values, diff.values)
-        np.testing.assert_allclose(ds["contrast_p_osteoporosis"].sel(contrast=c),
-                                   ds["p_osteoporosis"].sel(arm=a) - ds["p_osteoporosis"].sel(arm=b))
+        np.testing.assert_allclose(
+            ds["contrast_p_osteoporosis"].sel(contrast=c),
+            ds["p_osteoporosis"].sel(arm=a) - ds["p_osteoporosis"].sel(arm=b),
+        )
     # identical arms under the same draws (and the same new-study effects) differ by exactly zero
     assert float(np.abs(ds["contrast_bmd"].sel(contrast="same")).max()) == 0.0
 
@@ -351,11 +480,28 @@ def test_placebo_bmd_falls_and_denosumab_rises_at_a_fixed_point(fixed: xr.Datase
 
 def test_model_baseline_tscore_and_menopause_event(fixed: xr.Dataset) -> None:
     """Without a baseline T-score the model's own history sets it; the menopause event starts the loss."""
-    scn = Scenario.from_dict({"name": "meno", "population": "premenopausal", "times_months": [0, 24, 48, 60, 84],
-                              "arms": {"meno": {"regimen": [{"drug": "natural_menopause", "start_month": 60}]},
-                                       "hrt": {"regimen": [{"drug": "natural_menopause", "start_month": 60},
-                                                           {"drug": "estradiol", "route": "transdermal",
-                                                            "dose": 50, "unit": "ug/day", "start_month": 60}]}}})
+    scn = Scenario.from_dict(
+        {
+            "name": "meno",
+            "population": "premenopausal",
+            "times_months": [0, 24, 48, 60, 84],
+            "arms": {
+                "meno": {"regimen": [{"drug": "natural_menopause", "start_month": 60}]},
+                "hrt": {
+                    "regimen": [
+                        {"drug": "natural_menopause", "start_month": 60},
+                        {
+                            "drug": "estradiol",
+                            "route": "transdermal",
+                            "dose": 50,
+                            "unit": "ug/day",
+                            "start_month": 60,
+                        },
+                    ]
+                },
+            },
+        }
+    )
     ds = project(fixed, scn, study_effects="none")
     t = ds["tscore"].isel(draw=0)
     assert float(abs(t.sel(arm="meno", time=0)).max()) < 1e-9  # young-adult reference state: T = 0
@@ -382,16 +528,24 @@ def test_regimen_logic_switches_holidays_and_stopping(fixed: xr.Dataset) -> None
     ds = project(fixed, "glucocorticoid_course", study_effects="none")
     b = ds["bmd"].isel(draw=0)
     assert float(b.sel(arm="prednisone", site="lumbar_spine", time=12)) < float(
-        b.sel(arm="no_course", site="lumbar_spine", time=12))
+        b.sel(arm="no_course", site="lumbar_spine", time=12)
+    )
 
 
 def test_fit_without_a_hormone_needs_allow_prior(posterior: xr.Dataset) -> None:
-    with pytest.raises(ProjectionError, match=r"hormone igf1 \(used by gh_secretagogue in arm "
-                                              r"estradiol_gh_secretagogue\).*--allow-prior"):
+    with pytest.raises(
+        ProjectionError,
+        match=r"hormone igf1 \(used by gh_secretagogue in arm "
+        r"estradiol_gh_secretagogue\).*--allow-prior",
+    ):
         project(posterior, "estradiol_gh_secretagogue")
     ds = project(posterior, "estradiol_gh_secretagogue", allow_prior=True)
-    assert set(json.loads(ds.attrs["prior_parameters"])) == {"gamma[igf1]", "e_form[igf1]", "g_rankl[igf1]",
-                                                             "g_opg[igf1]"}
+    assert set(json.loads(ds.attrs["prior_parameters"])) == {
+        "gamma[igf1]",
+        "e_form[igf1]",
+        "g_rankl[igf1]",
+        "g_opg[igf1]",
+    }
     assert "drawn from their priors" in ds.attrs["notes"]
     assert json.loads(render(ds, "json"))["settings"]["prior_parameters"]
     with pytest.raises(ProjectionError, match="studies: none"):
@@ -408,26 +562,48 @@ def test_projection_reproduces_the_models_pub_pred() -> None:
 
     pm_ = PublishedModel()
     model = pm_.model
-    ip = make_initial_point_fn(model=model, jitter_rvs=set(), default_strategy="support_point",
-                               return_transformed=True)(0)
+    ip = make_initial_point_fn(
+        model=model, jitter_rvs=set(), default_strategy="support_point", return_transformed=True
+    )(0)
     n_study = len(model.coords["study"])
     ip["z_kM_study"] = np.linspace(-1.5, 1.5, n_study)
     ip["z_drift_study"] = np.linspace(1.0, -1.0, n_study)
-    names = ["k_C", "k_B", "k_M", "lam", "gamma", "e_form", "g_rankl", "g_opg", "emax_res", "ec50_res",
-             "emax_ana", "ec50_ana", "kappa_ana", "tau_kM_study", "tau_drift", "z_kM_study", "z_drift_study",
-             "beta_assay", "pub_pred"]
+    names = [
+        "k_C",
+        "k_B",
+        "k_M",
+        "lam",
+        "gamma",
+        "e_form",
+        "g_rankl",
+        "g_opg",
+        "emax_res",
+        "ec50_res",
+        "emax_ana",
+        "ec50_ana",
+        "kappa_ana",
+        "tau_kM_study",
+        "tau_drift",
+        "z_kM_study",
+        "z_drift_study",
+        "beta_assay",
+        "pub_pred",
+    ]
     outs = model.replace_rvs_by_values([model[n] for n in names])  # fixed values, not prior draws
     f = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore", mode="FAST_COMPILE")
     values = dict(zip(names, f(ip)))
     pub_pred = pd.Series(values.pop("pub_pred"), index=pm_.data.rows["record_id"].to_numpy())
-    coords = {k: list(model.coords[k]) for k in ("site", "hormone", "antiresorptive", "anabolic", "study",
-                                                 "assay")}
+    coords = {
+        k: list(model.coords[k]) for k in ("site", "hormone", "antiresorptive", "anabolic", "study", "assay")
+    }
     post = point_posterior(values, coords).stack(sample=("chain", "draw"))
     ev = pm_.evidence
     rows = projectable_rows(ev)
     pred = predict_rows(post, ev, rows, config=pm_.config.model_dump(), study_effects="own")[0]
     assert len(rows) >= 55 and np.all(np.isfinite(pred))
-    np.testing.assert_allclose(pred, pub_pred.loc[rows["record_id"].to_numpy()].to_numpy(), rtol=1e-7, atol=1e-7)
+    np.testing.assert_allclose(
+        pred, pub_pred.loc[rows["record_id"].to_numpy()].to_numpy(), rtol=1e-7, atol=1e-7
+    )
 
 
 # --------------------------------------------------------------------------- outputs
@@ -442,10 +618,15 @@ def test_json_schema(posterior: xr.Dataset) -> None:
         assert ("arm" in r) != ("contrast" in r)
         keys = set(r) - {"arm", "contrast"}
         site_ep = r["endpoint"] in ("bmd", "tscore", "p_osteoporosis")
-        assert keys == {"endpoint", "time_months", "mean", "median", "hdi50", "hdi90"} | ({"site"} if site_ep else set())
+        assert keys == {"endpoint", "time_months", "mean", "median", "hdi50", "hdi90"} | (
+            {"site"} if site_ep else set()
+        )
         if r["endpoint"] == "p_osteoporosis":
-            assert r["hdi50"] is None and r["hdi90"] is None and (
-                ("contrast" in r and -1 <= r["mean"] <= 1) or 0 <= r["mean"] <= 1)
+            assert (
+                r["hdi50"] is None
+                and r["hdi90"] is None
+                and (("contrast" in r and -1 <= r["mean"] <= 1) or 0 <= r["mean"] <= 1)
+            )
         else:
             lo50, hi50 = r["hdi50"]
             lo90, hi90 = r["hdi90"]
@@ -503,10 +684,12 @@ def test_plots_write_nonempty_pngs(posterior: xr.Dataset, tmp_path: Path) -> Non
     from bonebayes.projections.plots import fan_chart, regimen_comparison, save_figure, tscore_chart
 
     ds = project(posterior, "five_regimens_vs_placebo", draws=20, monthly=True)
-    paths = [save_figure(fan_chart(ds, "bmd"), tmp_path / "fan.png"),
-             save_figure(fan_chart(ds, "ctx", contrasts=True), tmp_path / "fan_c.png"),
-             save_figure(regimen_comparison(ds, "bmd", time=24, site="total_hip"), tmp_path / "cmp.png"),
-             save_figure(tscore_chart(ds, site="femoral_neck"), tmp_path / "t.png")]
+    paths = [
+        save_figure(fan_chart(ds, "bmd"), tmp_path / "fan.png"),
+        save_figure(fan_chart(ds, "ctx", contrasts=True), tmp_path / "fan_c.png"),
+        save_figure(regimen_comparison(ds, "bmd", time=24, site="total_hip"), tmp_path / "cmp.png"),
+        save_figure(tscore_chart(ds, site="femoral_neck"), tmp_path / "t.png"),
+    ]
     for p in paths:
         data = p.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
@@ -531,16 +714,54 @@ def invoke(args: list, expect: int):  # noqa: ANN201
 
 def test_cli_project_json_table_and_plots(fit_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "proj.json"
-    invoke(["project", "--fit", fit_file, "--scenario", "denosumab_vs_placebo", "--format", "json",
-            "--output", out, "--draws", "10"], 0)
+    invoke(
+        [
+            "project",
+            "--fit",
+            fit_file,
+            "--scenario",
+            "denosumab_vs_placebo",
+            "--format",
+            "json",
+            "--output",
+            out,
+            "--draws",
+            "10",
+        ],
+        0,
+    )
     doc = json.loads(out.read_text())
     assert doc["fit"]["source"] == str(fit_file) and doc["results"]
-    r = invoke(["project", "--fit", fit_file, "--scenario", "stopping_denosumab", "--endpoint", "ctx",
-                "--plots", tmp_path / "plots"], 0)
+    r = invoke(
+        [
+            "project",
+            "--fit",
+            fit_file,
+            "--scenario",
+            "stopping_denosumab",
+            "--endpoint",
+            "ctx",
+            "--plots",
+            tmp_path / "plots",
+        ],
+        0,
+    )
     assert "stop_vs_continue" in r.output and "rebound" in r.output and "mock sampler" in r.output
     assert len(list((tmp_path / "plots").glob("*.png"))) >= 6
-    r = invoke(["project", "--fit", fit_file, "--scenario", "denosumab_vs_placebo", "--format", "csv",
-                "--endpoint", "tscore"], 0)
+    r = invoke(
+        [
+            "project",
+            "--fit",
+            fit_file,
+            "--scenario",
+            "denosumab_vs_placebo",
+            "--format",
+            "csv",
+            "--endpoint",
+            "tscore",
+        ],
+        0,
+    )
     assert r.stdout.startswith("arm,contrast,endpoint")
 
 
@@ -551,8 +772,19 @@ def test_cli_project_bad_input(fit_file: Path, tmp_path: Path) -> None:
     assert "arms.denosumab.regimen[0].every_months" in r.output and "bad.toml" in r.output
     r = invoke(["project", "--fit", fit_file, "--scenario", "estradiol_gh_secretagogue"], 1)
     assert "igf1" in r.output and "--allow-prior" in r.output
-    r = invoke(["project", "--fit", fit_file, "--scenario", "estradiol_gh_secretagogue", "--allow-prior",
-                "--format", "json"], 0)
+    r = invoke(
+        [
+            "project",
+            "--fit",
+            fit_file,
+            "--scenario",
+            "estradiol_gh_secretagogue",
+            "--allow-prior",
+            "--format",
+            "json",
+        ],
+        0,
+    )
     assert "gamma[igf1]" in r.output
     invoke(["project", "--fit", tmp_path / "missing.nc", "--scenario", "denosumab_vs_placebo"], 1)
     r = invoke(["project", "--fit", fit_file, "--scenario", "denosumab_vs_placebo", "--endpoint", "bone"], 1)

@@ -14,6 +14,13 @@ from bonebayes.projections.parameters import ProjectionError
 from bonebayes.projections.scenario import Scenario, ScenarioError, load_scenario, shipped_scenarios
 
 __all__ = [
-    "DENOSUMAB_REBOUND_NOTE", "ENDPOINTS", "ProjectionError", "Scenario", "ScenarioError", "load_scenario",
-    "point_posterior", "project", "shipped_scenarios",
+    "DENOSUMAB_REBOUND_NOTE",
+    "ENDPOINTS",
+    "ProjectionError",
+    "Scenario",
+    "ScenarioError",
+    "load_scenario",
+    "point_posterior",
+    "project",
+    "shipped_scenarios",
 ]

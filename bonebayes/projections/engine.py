@@ -19,8 +19,8 @@ rankl_opg_ratio    100 (exp(g . (x(t) - x(0))) - 1), g = g_rankl - g_opg   % cha
 p_osteoporosis     fraction of draws with T <= -2.5             probability
 =================  ===========================================  ======================================
 
-``BMD_0`` is mean + T0 SD when the scenario gives a baseline T-score T0 for the site; otherwise the model's own
-baseline ``mean exp(m(0))`` after the population's simulated history (years since menopause etc.).
+``BMD_0`` is mean + T0 SD when the scenario gives a baseline T-score T0 for the site; otherwise the model's
+own baseline ``mean exp(m(0))`` after the population's simulated history (years since menopause etc.).
 
 What the model cannot project: there is no osteoclast-precursor pool, so stopping denosumab only lets its
 effect wane (turnover returns to the pre-treatment level); the observed rebound (CTX above baseline and rapid
@@ -60,14 +60,18 @@ DRAW_VARIABLES: tuple[str, ...] = ("bmd", "tscore", "ctx", "p1np", "rankl_opg_ra
 SITE_VARIABLES: tuple[str, ...] = ("bmd", "tscore", "p_osteoporosis")
 ENDPOINTS: tuple[str, ...] = ("bmd", "ctx", "p1np", "rankl_opg_ratio", "tscore", "p_osteoporosis")
 UNITS: dict[str, str] = {
-    "bmd": "% change from month 0", "tscore": "SD (T-score)", "ctx": "% change from month 0",
-    "p1np": "% change from month 0", "rankl_opg_ratio": "% change from month 0 (serum RANKL/OPG)",
+    "bmd": "% change from month 0",
+    "tscore": "SD (T-score)",
+    "ctx": "% change from month 0",
+    "p1np": "% change from month 0",
+    "rankl_opg_ratio": "% change from month 0 (serum RANKL/OPG)",
     "p_osteoporosis": "probability (T <= -2.5)",
 }
 DENOSUMAB_REBOUND_NOTE = (
     "no denosumab rebound: the model has no osteoclast-precursor pool, so stopping denosumab only lets its "
     "effect wane back to pre-treatment turnover; the observed rebound (CTX above baseline, rapid BMD loss) "
-    "is not reproduced (a model variant with a rebound is planned)")
+    "is not reproduced (a model variant with a rebound is planned)"
+)
 GENERAL_NOTES: tuple[str, ...] = (
     "serum RANKL/OPG follows hormones only (measurement layer); drugs do not move it in this model",
     "fractures are not modelled; p_osteoporosis is the posterior probability that the T-score is <= -2.5",
@@ -94,8 +98,10 @@ def load_posterior(fit: Any) -> tuple[xr.Dataset, dict[str, Any], str]:
     elif isinstance(fit, xr.Dataset):
         post = fit
     else:
-        raise ProjectionError(f"fit must be a Fit, a fit file, an InferenceData or a posterior Dataset "
-                              f"(got {type(fit).__name__})")
+        raise ProjectionError(
+            f"fit must be a Fit, a fit file, an InferenceData or a posterior Dataset "
+            f"(got {type(fit).__name__})"
+        )
     raw = post.attrs.get(PROVENANCE_ATTR)
     return post, (json.loads(raw) if raw else {}), label
 
@@ -107,10 +113,23 @@ def point_posterior(values: Mapping[str, Any], coords: Mapping[str, Sequence[str
     name fit: ``k_M``/``lam`` use ``site``, hormone coefficients ``hormone``, ``*_res`` ``antiresorptive``,
     ``*_ana`` ``anabolic``, ``z_*_study`` ``study``, ``beta_assay`` ``assay``.
     """
-    dims = {"k_M": "site", "lam": "site", "gamma": "hormone", "e_form": "hormone", "g_rankl": "hormone",
-            "g_opg": "hormone", "emax_res": "antiresorptive", "ec50_res": "antiresorptive",
-            "emax_ana": "anabolic", "ec50_ana": "anabolic", "eref_ana": "anabolic", "kappa_ana": "anabolic",
-            "z_kM_study": "study", "z_drift_study": "study", "beta_assay": "assay"}
+    dims = {
+        "k_M": "site",
+        "lam": "site",
+        "gamma": "hormone",
+        "e_form": "hormone",
+        "g_rankl": "hormone",
+        "g_opg": "hormone",
+        "emax_res": "antiresorptive",
+        "ec50_res": "antiresorptive",
+        "emax_ana": "anabolic",
+        "ec50_ana": "anabolic",
+        "eref_ana": "anabolic",
+        "kappa_ana": "anabolic",
+        "z_kM_study": "study",
+        "z_drift_study": "study",
+        "beta_assay": "assay",
+    }
     data = {}
     for k, v in values.items():
         arr = np.asarray(v, dtype=float)
@@ -194,15 +213,30 @@ def simulate_draws(
     if t[0] < 0:
         raise ProjectionError(f"times must be months >= 0 (got {t[0]:g})")
     step = float(cfg.get("step_months", 1.0))
-    sched = build_schedule(list(units), max(float(t[-1]), step), t0=0.0, step=step,
-                           history_step=float(cfg.get("history_step_months", 1.0)))
+    sched = build_schedule(
+        list(units),
+        max(float(t[-1]), step),
+        t0=0.0,
+        step=step,
+        history_step=float(cfg.get("history_step_months", 1.0)),
+    )
     sched = sched.restrict_hormones(sched.active_hormones())
-    params = physiology_draws(post, hormones=sched.hormones, antiresorptives=sched.antiresorptives,
-                              anabolics=sched.anabolics, sites=list(sites), config=cfg, allow_prior=allow_prior,
-                              study_effects=study_effects, rng=rng, explain_missing=explain_missing)
+    params = physiology_draws(
+        post,
+        hormones=sched.hormones,
+        antiresorptives=sched.antiresorptives,
+        anabolics=sched.anabolics,
+        sites=list(sites),
+        config=cfg,
+        allow_prior=allow_prior,
+        study_effects=study_effects,
+        rng=rng,
+        explain_missing=explain_missing,
+    )
     C, B, m = _states_at(sched, params, len(sites), t)
-    return Simulated(t, C, B, m, params, tuple(sched.hormones), tuple(sched.antiresorptives),
-                     tuple(sched.anabolics))
+    return Simulated(
+        t, C, B, m, params, tuple(sched.hormones), tuple(sched.antiresorptives), tuple(sched.anabolics)
+    )
 
 
 def project_units(
@@ -227,8 +261,17 @@ def project_units(
     if times.size == 0 or times[0] < 0:
         raise ProjectionError("times must be months >= 0")
     units: list[Unit] = [s.unit for s in setups]
-    sim = simulate_draws(post, units, times, sites, config=config, allow_prior=allow_prior,
-                         study_effects=study_effects, seed=seed, explain_missing=_explainer(setups))
+    sim = simulate_draws(
+        post,
+        units,
+        times,
+        sites,
+        config=config,
+        allow_prior=allow_prior,
+        study_effects=study_effects,
+        seed=seed,
+        explain_missing=_explainer(setups),
+    )
     params, all_t, C, B, m = sim.params, sim.times, sim.C, sim.B, sim.m
     k0 = sim.index(0.0)
     keep = np.searchsorted(all_t, times)
@@ -256,15 +299,25 @@ def project_units(
     p1np = 100.0 * (B[keep] / B[k0][None] - 1.0)
     # serum RANKL/OPG ratio (measurement layer: hormones only)
     hcols = [list(_all_hormones()).index(h) for h in sim.hormones]
-    x = np.stack([hormone_covariates(u.regimen, all_t - BASELINE_EPS_MONTHS, u.sex, u.levels)[:, hcols]
-                  for u in units], axis=1)  # (T, N, H)
+    x = np.stack(
+        [
+            hormone_covariates(u.regimen, all_t - BASELINE_EPS_MONTHS, u.sex, u.levels)[:, hcols]
+            for u in units
+        ],
+        axis=1,
+    )  # (T, N, H)
     dx = x[keep] - x[k0][None]
     ratio_pct = 100.0 * np.expm1(np.einsum("dh,tnh->tnd", params.serum_ratio, dx))
 
     native = {"bmd": bmd, "tscore": tscore, "ctx": ctx, "p1np": p1np, "rankl_opg_ratio": ratio_pct}
     arms = [s.name for s in setups]
     draw_ids = post["sample"].values if "sample" in post.dims else np.arange(post.sizes["sample"])
-    coords: dict[str, Any] = {"draw": np.arange(len(draw_ids)), "arm": arms, "time": times, "site": list(sites)}
+    coords: dict[str, Any] = {
+        "draw": np.arange(len(draw_ids)),
+        "arm": arms,
+        "time": times,
+        "site": list(sites),
+    }
     if isinstance(post.indexes.get("sample"), pd.MultiIndex):  # which posterior draw each projection draw is
         idx = post.indexes["sample"]
         coords["posterior_chain"] = ("draw", np.asarray(idx.get_level_values("chain")))
@@ -287,25 +340,43 @@ def project_units(
         dims = ("draw", group, "time") + (("site",) if arr.ndim == 4 else ())
         data[v] = (dims, np.swapaxes(arr, 0, 2))
     ds = xr.Dataset(data, coords=coords)
-    ds.coords["time"].attrs.update(units="month", long_name="time from the scenario's start (month 0 = baseline)")
+    ds.coords["time"].attrs.update(
+        units="month", long_name="time from the scenario's start (month 0 = baseline)"
+    )
     for v in list(ds.data_vars):
         base = v.removeprefix("contrast_")
-        unit = UNITS[base] if not v.startswith("contrast_") else (
-            "difference in percentage points" if base != "tscore" else "difference in SD")
+        unit = (
+            UNITS[base]
+            if not v.startswith("contrast_")
+            else ("difference in percentage points" if base != "tscore" else "difference in SD")
+        )
         ds[v].attrs["units"] = unit
-    ds.attrs.update({
-        "n_draws": int(len(draw_ids)), "seed": int(seed), "study_effects": study_effects,
-        "study_effects_note": params.study_effects_note, "allow_prior": int(bool(allow_prior)),
-        "prior_parameters": json.dumps(params.from_prior),
-        "hormones": json.dumps(list(sim.hormones)), "antiresorptives": json.dumps(list(sim.antiresorptives)),
-        "anabolics": json.dumps(list(sim.anabolics)),
-        "tscore_baseline": json.dumps({site: ("given" if site in given else "model") for site in sites}),
-        "tscore_reference": json.dumps({f"{s.sex}/{site}": {"mean_g_cm2": bmd_reference(s.sex, site).mean,
-                                                            "sd_g_cm2": bmd_reference(s.sex, site).sd,
-                                                            "source": bmd_reference(s.sex, site).source}
-                                        for s in setups for site in sites}),
-        "osteoporosis_threshold_T": OSTEOPOROSIS_T,
-    })
+    ds.attrs.update(
+        {
+            "n_draws": int(len(draw_ids)),
+            "seed": int(seed),
+            "study_effects": study_effects,
+            "study_effects_note": params.study_effects_note,
+            "allow_prior": int(bool(allow_prior)),
+            "prior_parameters": json.dumps(params.from_prior),
+            "hormones": json.dumps(list(sim.hormones)),
+            "antiresorptives": json.dumps(list(sim.antiresorptives)),
+            "anabolics": json.dumps(list(sim.anabolics)),
+            "tscore_baseline": json.dumps({site: ("given" if site in given else "model") for site in sites}),
+            "tscore_reference": json.dumps(
+                {
+                    f"{s.sex}/{site}": {
+                        "mean_g_cm2": bmd_reference(s.sex, site).mean,
+                        "sd_g_cm2": bmd_reference(s.sex, site).sd,
+                        "source": bmd_reference(s.sex, site).source,
+                    }
+                    for s in setups
+                    for site in sites
+                }
+            ),
+            "osteoporosis_threshold_T": OSTEOPOROSIS_T,
+        }
+    )
     return ds
 
 
@@ -351,9 +422,18 @@ def project(
         step = float((prov.get("config") or {}).get("step_months", 1.0))
         t = sorted(set(t) | set(np.arange(0.0, max(t) + 1e-9, step).tolist()))
     setups = scn.setup()
-    ds = project_units(stacked, setups, t, scn.sites, baseline_tscore=scn.baseline_tscore,
-                       contrasts=[(c.label, *c.arms) for c in scn.contrasts], config=prov.get("config"),
-                       allow_prior=allow_prior, study_effects=study_effects, seed=seed)
+    ds = project_units(
+        stacked,
+        setups,
+        t,
+        scn.sites,
+        baseline_tscore=scn.baseline_tscore,
+        contrasts=[(c.label, *c.arms) for c in scn.contrasts],
+        config=prov.get("config"),
+        allow_prior=allow_prior,
+        study_effects=study_effects,
+        seed=seed,
+    )
     notes = list(GENERAL_NOTES)
     if "denosumab" in scn.drugs():
         notes.insert(0, DENOSUMAB_REBOUND_NOTE)
@@ -362,18 +442,31 @@ def project(
     prior = json.loads(ds.attrs["prior_parameters"])
     if prior:
         notes.insert(0, f"drawn from their priors (the fit has no posterior for them): {', '.join(prior)}")
-    ds.attrs.update({
-        "scenario_name": scn.name, "scenario": json.dumps(scn.as_json_dict()),
-        "fit_source": label, "fit_model": str(prov.get("model", "")), "fit_sampler": str(prov.get("sampler", "")),
-        "fit_created": str(prov.get("created", "")), "fit_data_hash": str(prov.get("data_hash", "")),
-        "fit_draws_available": int(post.sizes.get("chain", 1) * post.sizes.get("draw", 1)),
-        "denosumab_rebound": "not modelled",
-        "notes": json.dumps(notes),
-        "arm_notes": json.dumps({s.name: list(s.notes) for s in setups if s.notes}),
-        "arm_populations": json.dumps({s.name: {"population": s.population, "sex": s.sex,
-                                                "years_since_menopause": s.years_since_menopause}
-                                       for s in setups}),
-    })
+    ds.attrs.update(
+        {
+            "scenario_name": scn.name,
+            "scenario": json.dumps(scn.as_json_dict()),
+            "fit_source": label,
+            "fit_model": str(prov.get("model", "")),
+            "fit_sampler": str(prov.get("sampler", "")),
+            "fit_created": str(prov.get("created", "")),
+            "fit_data_hash": str(prov.get("data_hash", "")),
+            "fit_draws_available": int(post.sizes.get("chain", 1) * post.sizes.get("draw", 1)),
+            "denosumab_rebound": "not modelled",
+            "notes": json.dumps(notes),
+            "arm_notes": json.dumps({s.name: list(s.notes) for s in setups if s.notes}),
+            "arm_populations": json.dumps(
+                {
+                    s.name: {
+                        "population": s.population,
+                        "sex": s.sex,
+                        "years_since_menopause": s.years_since_menopause,
+                    }
+                    for s in setups
+                }
+            ),
+        }
+    )
     if summary:
         from bonebayes.projections.summary import summarize
 

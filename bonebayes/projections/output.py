@@ -34,8 +34,20 @@ from bonebayes._atomic import write_text_atomic
 from bonebayes.projections.engine import ENDPOINTS, UNITS
 
 FORMATS: tuple[str, ...] = ("json", "csv", "table")
-CSV_COLUMNS: tuple[str, ...] = ("arm", "contrast", "endpoint", "site", "time_months", "mean", "median", "hdi50_lo",
-                                "hdi50_hi", "hdi90_lo", "hdi90_hi", "unit")
+CSV_COLUMNS: tuple[str, ...] = (
+    "arm",
+    "contrast",
+    "endpoint",
+    "site",
+    "time_months",
+    "mean",
+    "median",
+    "hdi50_lo",
+    "hdi50_hi",
+    "hdi90_lo",
+    "hdi90_hi",
+    "unit",
+)
 
 
 def _num(x: Any, digits: int = 4) -> float | None:
@@ -100,15 +112,26 @@ def metadata(ds: xr.Dataset) -> dict[str, Any]:
 
     return {
         "scenario": a.get("scenario_name", ""),
-        "fit": {"source": a.get("fit_source", ""), "model": a.get("fit_model", ""),
-                "sampler": a.get("fit_sampler", ""), "created": a.get("fit_created", ""),
-                "data_hash": a.get("fit_data_hash", ""), "draws_used": int(a.get("n_draws", 0)),
-                "draws_available": int(a.get("fit_draws_available", 0))},
-        "settings": {"study_effects": a.get("study_effects", ""), "study_effects_note": a.get("study_effects_note", ""),
-                     "seed": int(a.get("seed", 0)), "allow_prior": bool(a.get("allow_prior", 0)),
-                     "prior_parameters": js("prior_parameters", []),
-                     "tscore_baseline": js("tscore_baseline", {}), "tscore_reference": js("tscore_reference", {}),
-                     "arm_populations": js("arm_populations", {}), "arm_notes": js("arm_notes", {})},
+        "fit": {
+            "source": a.get("fit_source", ""),
+            "model": a.get("fit_model", ""),
+            "sampler": a.get("fit_sampler", ""),
+            "created": a.get("fit_created", ""),
+            "data_hash": a.get("fit_data_hash", ""),
+            "draws_used": int(a.get("n_draws", 0)),
+            "draws_available": int(a.get("fit_draws_available", 0)),
+        },
+        "settings": {
+            "study_effects": a.get("study_effects", ""),
+            "study_effects_note": a.get("study_effects_note", ""),
+            "seed": int(a.get("seed", 0)),
+            "allow_prior": bool(a.get("allow_prior", 0)),
+            "prior_parameters": js("prior_parameters", []),
+            "tscore_baseline": js("tscore_baseline", {}),
+            "tscore_reference": js("tscore_reference", {}),
+            "arm_populations": js("arm_populations", {}),
+            "arm_notes": js("arm_notes", {}),
+        },
         "denosumab_rebound": a.get("denosumab_rebound", "not modelled"),
         "notes": js("notes", []),
         "units": dict(UNITS),
@@ -130,11 +153,24 @@ def to_frame(ds: xr.Dataset, endpoints: Sequence[str] | None = None) -> pd.DataF
         unit = UNITS[r["endpoint"]]
         if "contrast" in r:
             unit = {"tscore": "difference in SD", "p_osteoporosis": "difference in probability"}.get(
-                r["endpoint"], "difference in percentage points")
-        rows.append({"arm": r.get("arm", ""), "contrast": r.get("contrast", ""), "endpoint": r["endpoint"],
-                     "site": r.get("site", ""), "time_months": r["time_months"], "mean": r["mean"],
-                     "median": r["median"], "hdi50_lo": h50[0], "hdi50_hi": h50[1], "hdi90_lo": h90[0],
-                     "hdi90_hi": h90[1], "unit": unit})
+                r["endpoint"], "difference in percentage points"
+            )
+        rows.append(
+            {
+                "arm": r.get("arm", ""),
+                "contrast": r.get("contrast", ""),
+                "endpoint": r["endpoint"],
+                "site": r.get("site", ""),
+                "time_months": r["time_months"],
+                "mean": r["mean"],
+                "median": r["median"],
+                "hdi50_lo": h50[0],
+                "hdi50_hi": h50[1],
+                "hdi90_lo": h90[0],
+                "hdi90_hi": h90[1],
+                "unit": unit,
+            }
+        )
     return pd.DataFrame(rows, columns=list(CSV_COLUMNS))
 
 
@@ -156,22 +192,41 @@ def to_table(ds: xr.Dataset, endpoints: Sequence[str] | None = None, width: int 
 
     df = to_frame(ds, endpoints)
     meta = metadata(ds)
-    title = (f"{meta['scenario']}  (fit {meta['fit']['source']}, {meta['fit']['draws_used']} draws, "
-             f"study effects: {meta['settings']['study_effects']})")
+    title = (
+        f"{meta['scenario']}  (fit {meta['fit']['source']}, {meta['fit']['draws_used']} draws, "
+        f"study effects: {meta['settings']['study_effects']})"
+    )
     table = Table(title=title, box=box.SIMPLE_HEAD)
-    for c, j in (("arm / contrast", "left"), ("endpoint", "left"), ("site", "left"), ("month", "right"),
-                 ("mean", "right"), ("median", "right"), ("50% HDI", "right"), ("90% HDI", "right")):
+    for c, j in (
+        ("arm / contrast", "left"),
+        ("endpoint", "left"),
+        ("site", "left"),
+        ("month", "right"),
+        ("mean", "right"),
+        ("median", "right"),
+        ("50% HDI", "right"),
+        ("90% HDI", "right"),
+    ):
         table.add_column(c, justify=j, no_wrap=True)
     for r in df.itertuples():
         who = r.arm or f"{r.contrast} (diff.)"
         med = "" if r.median is None or pd.isna(r.median) else f"{r.median:.2f}"
-        table.add_row(who, r.endpoint, r.site, f"{r.time_months:g}", f"{r.mean:.3g}" if r.endpoint ==
-                      "p_osteoporosis" else f"{r.mean:.2f}", med, _band(r.hdi50_lo, r.hdi50_hi),
-                      _band(r.hdi90_lo, r.hdi90_hi))
+        table.add_row(
+            who,
+            r.endpoint,
+            r.site,
+            f"{r.time_months:g}",
+            f"{r.mean:.3g}" if r.endpoint == "p_osteoporosis" else f"{r.mean:.2f}",
+            med,
+            _band(r.hdi50_lo, r.hdi50_hi),
+            _band(r.hdi90_lo, r.hdi90_hi),
+        )
     console = Console(width=width, record=True, file=io.StringIO(), highlight=False)
     console.print(table)
-    lines = ["units: bmd, ctx, p1np, rankl_opg_ratio % change from month 0 (contrasts: percentage points); "
-             "tscore SD; p_osteoporosis P(T <= -2.5)"]
+    lines = [
+        "units: bmd, ctx, p1np, rankl_opg_ratio % change from month 0 (contrasts: percentage points); "
+        "tscore SD; p_osteoporosis P(T <= -2.5)"
+    ]
     lines += [f"note: {n}" for n in meta["notes"]]
     return console.export_text() + "\n".join(lines) + "\n"
 
@@ -187,11 +242,14 @@ def render(ds: xr.Dataset, fmt: str = "json", endpoints: Sequence[str] | None = 
     raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
 
 
-def write(ds: xr.Dataset, path: str | Path, fmt: str | None = None,
-          endpoints: Sequence[str] | None = None) -> Path:
+def write(
+    ds: xr.Dataset, path: str | Path, fmt: str | None = None, endpoints: Sequence[str] | None = None
+) -> Path:
     """Write the projection to ``path`` atomically (format from ``fmt`` or the file suffix; .nc = NetCDF)."""
     path = Path(path)
-    fmt = fmt or {".json": "json", ".csv": "csv", ".txt": "table", ".nc": "netcdf"}.get(path.suffix.lower(), "json")
+    fmt = fmt or {".json": "json", ".csv": "csv", ".txt": "table", ".nc": "netcdf"}.get(
+        path.suffix.lower(), "json"
+    )
     if fmt == "netcdf":
         from bonebayes._atomic import write_atomic
 

@@ -86,7 +86,9 @@ def _scalar(post: xr.Dataset, name: str) -> np.ndarray | None:
     return post[name].transpose("sample").values.astype(float) if name in post else None
 
 
-def _prior(name: str, rng: np.random.Generator, size: tuple[int, ...], mu: Any = None, sd: Any = None) -> np.ndarray:
+def _prior(
+    name: str, rng: np.random.Generator, size: tuple[int, ...], mu: Any = None, sd: Any = None
+) -> np.ndarray:
     p = PRIORS[name]
     if mu is not None or sd is not None:
         p = replace(p, a=p.a if mu is None else mu, b=p.b if sd is None else sd)
@@ -116,8 +118,9 @@ def physiology_draws(
     missing: list[tuple[str, str, str]] = []  # (parameter, axis label, kind)
     from_prior: list[str] = []
 
-    def fill(name: str, values: np.ndarray, labels: Sequence[str], miss: list[str], kind: str,
-             draw: Any) -> np.ndarray:
+    def fill(
+        name: str, values: np.ndarray, labels: Sequence[str], miss: list[str], kind: str, draw: Any
+    ) -> np.ndarray:
         for lab in miss:
             j = list(labels).index(lab)
             missing.append((name, lab, kind))
@@ -130,17 +133,21 @@ def physiology_draws(
             raise ProjectionError(f"the fit has no posterior for {name}: not a bonebayes physiology fit")
     k_C, k_B = _scalar(post, "k_C"), _scalar(post, "k_B")
     k_M, miss = _vec(post, "k_M", "site", sites)
-    k_M = fill("k_M", k_M, sites, miss, "site",
-               lambda s: _prior("k_M", rng, (D,), mu=SITE_KM_MEANS.get(s)))
+    k_M = fill("k_M", k_M, sites, miss, "site", lambda s: _prior("k_M", rng, (D,), mu=SITE_KM_MEANS.get(s)))
     lam, miss = _vec(post, "lam", "site", sites)
     lam = fill("lam", lam, sites, miss, "site", lambda s: _prior("lam", rng, (D,)))
 
     coefs = {}
     for name in ("gamma", "e_form", "g_rankl", "g_opg"):
         v, miss = _vec(post, name, "hormone", hormones)
-        coefs[name] = fill(name, v, hormones, miss, "hormone",
-                           lambda h, n=name: _prior(n, rng, (D,), mu=HORMONE_MEANS[n][h],
-                                                    sd=HORMONE_SDS.get(n, {}).get(h)))
+        coefs[name] = fill(
+            name,
+            v,
+            hormones,
+            miss,
+            "hormone",
+            lambda h, n=name: _prior(n, rng, (D,), mu=HORMONE_MEANS[n][h], sd=HORMONE_SDS.get(n, {}).get(h)),
+        )
     alpha: Any = 1.0
     gamma = coefs["gamma"]
     if cfg.get("ratio_driver") == "serum" or "alpha" in post:
@@ -151,8 +158,12 @@ def physiology_draws(
 
     emax_r, miss_e = _vec(post, "emax_res", "antiresorptive", antiresorptives)
     ec50_r, miss_c = _vec(post, "ec50_res", "antiresorptive", antiresorptives)
-    emax_r = fill("emax_res", emax_r, antiresorptives, miss_e, "drug", lambda d: _prior("emax_res", rng, (D,)))
-    ec50_r = fill("ec50_res", ec50_r, antiresorptives, miss_c, "drug", lambda d: _prior("ec50_res", rng, (D,)))
+    emax_r = fill(
+        "emax_res", emax_r, antiresorptives, miss_e, "drug", lambda d: _prior("emax_res", rng, (D,))
+    )
+    ec50_r = fill(
+        "ec50_res", ec50_r, antiresorptives, miss_c, "drug", lambda d: _prior("ec50_res", rng, (D,))
+    )
 
     ec50_a, miss_c = _vec(post, "ec50_ana", "anabolic", anabolics)
     if "emax_ana" in post:
@@ -179,9 +190,17 @@ def physiology_draws(
     mult, drift, note = _study_effects(post, study_effects, rng, D)
     k_M_eff = k_M * mult[:, None]
     params = PhysiologyParams(
-        gamma, coefs["e_form"], DrugEffects(emax_r, ec50_r), DrugEffects(emax_a, ec50_a),
-        TurnoverRates(k_C, k_B, k_M_eff, lam), alpha, kappa)
-    return DrawParameters(params, coefs["g_rankl"] - coefs["g_opg"], drift, mult, from_prior, study_effects, note)
+        gamma,
+        coefs["e_form"],
+        DrugEffects(emax_r, ec50_r),
+        DrugEffects(emax_a, ec50_a),
+        TurnoverRates(k_C, k_B, k_M_eff, lam),
+        alpha,
+        kappa,
+    )
+    return DrawParameters(
+        params, coefs["g_rankl"] - coefs["g_opg"], drift, mult, from_prior, study_effects, note
+    )
 
 
 def _labels(post: xr.Dataset, dim: str) -> list[str]:
@@ -200,17 +219,24 @@ def _missing_message(post: xr.Dataset, missing: list[tuple[str, str, str]], expl
     from bonebayes.regimens import DRUGS
 
     hormones = _labels(post, "hormone")
-    drugs = _labels(post, "antiresorptive") + _labels(post, "anabolic") + sorted(
-        n for n, d in DRUGS.items() if d.kind == "hormone" and d.hormone in hormones)
-    return ("the fit cannot project this scenario: " + "; ".join(parts)
-            + f". The fit covers drugs: {', '.join(drugs) or 'none'}; hormones: {', '.join(hormones) or 'none'}; "
-              f"sites: {', '.join(_labels(post, 'site')) or 'none'}. Pass allow_prior=True (CLI: --allow-prior) "
-              "to draw the missing parameters from their priors (bonebayes.models.priors); the output then "
-              "lists them.")
+    drugs = (
+        _labels(post, "antiresorptive")
+        + _labels(post, "anabolic")
+        + sorted(n for n, d in DRUGS.items() if d.kind == "hormone" and d.hormone in hormones)
+    )
+    return (
+        "the fit cannot project this scenario: "
+        + "; ".join(parts)
+        + f". The fit covers drugs: {', '.join(drugs) or 'none'}; hormones: {', '.join(hormones) or 'none'}; "
+        f"sites: {', '.join(_labels(post, 'site')) or 'none'}. Pass allow_prior=True (CLI: --allow-prior) "
+        "to draw the missing parameters from their priors (bonebayes.models.priors); the output then "
+        "lists them."
+    )
 
 
-def _study_effects(post: xr.Dataset, mode: str, rng: np.random.Generator,
-                   D: int) -> tuple[np.ndarray, np.ndarray, str]:
+def _study_effects(
+    post: xr.Dataset, mode: str, rng: np.random.Generator, D: int
+) -> tuple[np.ndarray, np.ndarray, str]:
     """(k_M multiplier (D,), drift %/year (D,), note) for ``mode`` (see the module docstring)."""
     has = "tau_kM_study" in post and "tau_drift" in post
     ones, zeros = np.ones(D), np.zeros(D)
@@ -219,19 +245,30 @@ def _study_effects(post: xr.Dataset, mode: str, rng: np.random.Generator,
     if mode == "new":
         if not has and "tau_kM" in post:  # individual-data fit: a new subject's responsiveness
             z = rng.standard_normal(D)
-            return (np.exp(_scalar(post, "tau_kM") * z), zeros,
-                    "a new subject: k_M multiplier exp(tau_kM z), z ~ N(0, 1) per draw, shared by all arms")
+            return (
+                np.exp(_scalar(post, "tau_kM") * z),
+                zeros,
+                "a new subject: k_M multiplier exp(tau_kM z), z ~ N(0, 1) per draw, shared by all arms",
+            )
         if not has:
             return ones, zeros, "the fit has no between-study effects; population-average response"
         z, u = rng.standard_normal(D), rng.standard_normal(D)
-        return (np.exp(_scalar(post, "tau_kM_study") * z), _scalar(post, "tau_drift") * u,
-                "a new study population: k_M multiplier exp(tau_kM_study z) and BMD drift tau_drift u (%/year), "
-                "z, u ~ N(0, 1) per draw, shared by all arms")
+        return (
+            np.exp(_scalar(post, "tau_kM_study") * z),
+            _scalar(post, "tau_drift") * u,
+            "a new study population: k_M multiplier exp(tau_kM_study z) and BMD drift tau_drift u (%/year), "
+            "z, u ~ N(0, 1) per draw, shared by all arms",
+        )
     studies = _labels(post, "study")
     if mode not in studies:
-        raise ProjectionError(f"study_effects {mode!r} is not 'new', 'none' or a study of the fit; "
-                              f"studies: {', '.join(studies) or 'none'}")
+        raise ProjectionError(
+            f"study_effects {mode!r} is not 'new', 'none' or a study of the fit; "
+            f"studies: {', '.join(studies) or 'none'}"
+        )
     z = post["z_kM_study"].sel(study=mode).transpose("sample").values
     u = post["z_drift_study"].sel(study=mode).transpose("sample").values
-    return (np.exp(_scalar(post, "tau_kM_study") * z), _scalar(post, "tau_drift") * u,
-            f"the fitted effects of study {mode}")
+    return (
+        np.exp(_scalar(post, "tau_kM_study") * z),
+        _scalar(post, "tau_drift") * u,
+        f"the fitted effects of study {mode}",
+    )

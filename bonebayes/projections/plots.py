@@ -19,8 +19,11 @@ from bonebayes._atomic import write_atomic
 from bonebayes.projections.references import OSTEOPENIA_T, OSTEOPOROSIS_T
 
 LABELS: dict[str, str] = {
-    "bmd": "BMD, % change from month 0", "tscore": "T-score (SD)", "ctx": "CTX, % change from month 0",
-    "p1np": "P1NP, % change from month 0", "rankl_opg_ratio": "serum RANKL/OPG, % change from month 0",
+    "bmd": "BMD, % change from month 0",
+    "tscore": "T-score (SD)",
+    "ctx": "CTX, % change from month 0",
+    "p1np": "P1NP, % change from month 0",
+    "rankl_opg_ratio": "serum RANKL/OPG, % change from month 0",
 }
 
 
@@ -53,8 +56,14 @@ def _fan(ax: Any, t: np.ndarray, s: xr.DataArray, color: Any, label: str) -> Non
     ax.plot(t, s.sel(stat="median"), color=color, lw=1.8, label=label)
 
 
-def fan_chart(ds: xr.Dataset, endpoint: str = "bmd", *, arms: Sequence[str] | None = None,
-              sites: Sequence[str] | None = None, contrasts: bool = False) -> Any:
+def fan_chart(
+    ds: xr.Dataset,
+    endpoint: str = "bmd",
+    *,
+    arms: Sequence[str] | None = None,
+    sites: Sequence[str] | None = None,
+    contrasts: bool = False,
+) -> Any:
     """Trajectories with 50/90% bands: one panel per site (site endpoints) or one panel, one colour per arm.
 
     ``contrasts=True`` plots the contrasts (paired differences) instead of the arms.
@@ -89,8 +98,14 @@ def fan_chart(ds: xr.Dataset, endpoint: str = "bmd", *, arms: Sequence[str] | No
     return fig
 
 
-def regimen_comparison(ds: xr.Dataset, endpoint: str = "bmd", *, time: float | None = None,
-                       site: str | None = None, contrasts: bool | None = None) -> Any:
+def regimen_comparison(
+    ds: xr.Dataset,
+    endpoint: str = "bmd",
+    *,
+    time: float | None = None,
+    site: str | None = None,
+    contrasts: bool | None = None,
+) -> Any:
     """Intervals of every arm (or contrast) at one time: median, 50% and 90% HDI, one row each.
 
     Defaults: the last time, the first site, and the contrasts when the scenario has any.
@@ -101,7 +116,9 @@ def regimen_comparison(ds: xr.Dataset, endpoint: str = "bmd", *, time: float | N
     s_all = _summary(ds, endpoint, group)
     t = float(ds["time"].values[-1]) if time is None else float(time)
     if t not in set(map(float, ds["time"].values)):
-        raise ValueError(f"time {t:g} is not a projected time; times: {', '.join(f'{x:g}' for x in ds['time'].values)}")
+        raise ValueError(
+            f"time {t:g} is not a projected time; times: {', '.join(f'{x:g}' for x in ds['time'].values)}"
+        )
     s = s_all.sel(time=t)
     if "site" in s.dims:
         site = site or str(ds["site"].values[0])
@@ -109,14 +126,18 @@ def regimen_comparison(ds: xr.Dataset, endpoint: str = "bmd", *, time: float | N
     names = [str(n) for n in ds[group].values]
     fig, ax = plt.subplots(figsize=(6.4, 0.55 * len(names) + 1.6))
     y = np.arange(len(names))[::-1]
-    ax.hlines(y, s.sel(stat="hdi90_lo"), s.sel(stat="hdi90_hi"), color="C0", lw=2, alpha=0.45, label="90% HDI")
+    ax.hlines(
+        y, s.sel(stat="hdi90_lo"), s.sel(stat="hdi90_hi"), color="C0", lw=2, alpha=0.45, label="90% HDI"
+    )
     ax.hlines(y, s.sel(stat="hdi50_lo"), s.sel(stat="hdi50_hi"), color="C0", lw=6, label="50% HDI")
     ax.plot(s.sel(stat="median"), y, "o", color="k", ms=5, label="median")
     ax.axvline(0.0, color="0.5", lw=0.8, ls=":")
     ax.set_yticks(y, names)
     what = LABELS.get(endpoint, endpoint)
     ax.set_xlabel(("difference in " + what) if use_contrasts else what)
-    ax.set_title(f"month {t:g}" + (f", {site.replace('_', ' ')}" if site and "site" in s_all.dims else ""), fontsize=10)
+    ax.set_title(
+        f"month {t:g}" + (f", {site.replace('_', ' ')}" if site and "site" in s_all.dims else ""), fontsize=10
+    )
     ax.legend(fontsize=8, loc="best")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -151,7 +172,9 @@ def _baseline_note(ds: xr.Dataset, site: str) -> str:
     import json
 
     src = json.loads(ds.attrs.get("tscore_baseline", "{}")).get(site, "model")
-    return "baseline T-score given" if src == "given" else "baseline T-score from the model's simulated history"
+    return (
+        "baseline T-score given" if src == "given" else "baseline T-score from the model's simulated history"
+    )
 
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> Path:
@@ -167,12 +190,16 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> Path:
 def write_standard_plots(ds: xr.Dataset, directory: str | Path) -> list[Path]:
     """Fan charts (BMD per site, markers), the regimen comparison and T-score charts into ``directory``."""
     d = Path(directory)
-    out = [save_figure(fan_chart(ds, "bmd"), d / "fan_bmd.png"),
-           save_figure(fan_chart(ds, "ctx"), d / "fan_ctx.png"),
-           save_figure(fan_chart(ds, "p1np"), d / "fan_p1np.png")]
+    out = [
+        save_figure(fan_chart(ds, "bmd"), d / "fan_bmd.png"),
+        save_figure(fan_chart(ds, "ctx"), d / "fan_ctx.png"),
+        save_figure(fan_chart(ds, "p1np"), d / "fan_p1np.png"),
+    ]
     if "contrast" in ds.dims:
         out.append(save_figure(fan_chart(ds, "bmd", contrasts=True), d / "fan_bmd_contrasts.png"))
     for site in ds["site"].values:
-        out.append(save_figure(regimen_comparison(ds, "bmd", site=str(site)), d / f"comparison_bmd_{site}.png"))
+        out.append(
+            save_figure(regimen_comparison(ds, "bmd", site=str(site)), d / f"comparison_bmd_{site}.png")
+        )
         out.append(save_figure(tscore_chart(ds, site=str(site)), d / f"tscore_{site}.png"))
     return out

@@ -84,7 +84,7 @@ def predict_rows(
     seed: int = 0,
     allow_prior: bool = False,
 ) -> np.ndarray:
-    """Per-draw predictions (D, R) of ``rows`` (from :func:`projectable_rows`); ``post`` has a ``sample`` axis.
+    """Per-draw predictions (D, R) of ``rows`` (:func:`projectable_rows`); ``post`` has a ``sample`` axis.
 
     ``study_effects``: ``"own"`` (each study's fitted effects, as in the model), ``"new"`` or ``"none"``.
     """
@@ -93,13 +93,25 @@ def predict_rows(
     studies = set(map(str, post["study"].values)) if "study" in post.coords else set()
     for k, (study, grp) in enumerate(rows.groupby("study", sort=False)):
         keys = list(dict.fromkeys(list(grp["arm_key"]) + [c for c in grp["control_key"] if c]))
-        units = [Unit(key, ev.designs[key].regimen, ev.designs[key].sex, ev.designs[key].levels) for key in keys]
-        sites = sorted({s for s in grp["model_site"] if s}, key=lambda s: (s not in DXA_SITES, s)) or ["lumbar_spine"]
+        units = [
+            Unit(key, ev.designs[key].regimen, ev.designs[key].sex, ev.designs[key].levels) for key in keys
+        ]
+        sites = sorted({s for s in grp["model_site"] if s}, key=lambda s: (s not in DXA_SITES, s)) or [
+            "lumbar_spine"
+        ]
         mode = study_effects
         if study_effects == "own":
             mode = study if study in studies else "none"
-        sim = simulate_draws(post, units, np.concatenate([grp["t_a"], grp["t_b"]]), sites, config=config,
-                             allow_prior=allow_prior, study_effects=mode, seed=seed + k)
+        sim = simulate_draws(
+            post,
+            units,
+            np.concatenate([grp["t_a"], grp["t_b"]]),
+            sites,
+            config=config,
+            allow_prior=allow_prior,
+            study_effects=mode,
+            seed=seed + k,
+        )
         drift = sim.params.drift
         for j, r in grp.iterrows():
             a, b = sim.index(r["t_a"]), sim.index(r["t_b"])
@@ -185,34 +197,72 @@ def compare_published(
         rows = rows[related_rows(rows, ev, scn)].reset_index(drop=True)
     if records is not None:
         rows = rows[rows["record_id"].isin(records)].reset_index(drop=True)
-    pred = predict_rows(stacked, ev, rows, config=prov.get("config"), study_effects=study_effects, seed=seed,
-                        allow_prior=allow_prior)
+    pred = predict_rows(
+        stacked,
+        ev,
+        rows,
+        config=prov.get("config"),
+        study_effects=study_effects,
+        seed=seed,
+        allow_prior=allow_prior,
+    )
     summ = summarize_array(pred) if len(rows) else np.zeros((6, 0))
     ctrl_arm = rows["control_key"].str.split("/").str[-1].where(rows["control_key"] != "", "")
-    out = pd.DataFrame({
-        "record_id": rows["record_id"].astype(int), "study": rows["study"], "arm": rows["arm"],
-        "control": ctrl_arm, "endpoint": rows["endpoint"], "site": rows["model_site"].where(
-            rows["model_kind"] == "bmd", rows["site"]), "measure": rows["measure"],
-        "months": [f"{r.time_months:g} to {r.time_end_months:g}" if r.measure == "annual_rate_pct"
-                   else f"{r.time_months:g}" for r in rows.itertuples()],
-        "observed": rows["value"].astype(float), "se": rows["se"].astype(float),
-        "projected_mean": summ[0], "projected_hdi90_lo": summ[4], "projected_hdi90_hi": summ[5],
-    })
-    out["inside_90"] = (out["observed"] >= out["projected_hdi90_lo"]) & (out["observed"] <= out["projected_hdi90_hi"])
+    out = pd.DataFrame(
+        {
+            "record_id": rows["record_id"].astype(int),
+            "study": rows["study"],
+            "arm": rows["arm"],
+            "control": ctrl_arm,
+            "endpoint": rows["endpoint"],
+            "site": rows["model_site"].where(rows["model_kind"] == "bmd", rows["site"]),
+            "measure": rows["measure"],
+            "months": [
+                f"{r.time_months:g} to {r.time_end_months:g}"
+                if r.measure == "annual_rate_pct"
+                else f"{r.time_months:g}"
+                for r in rows.itertuples()
+            ],
+            "observed": rows["value"].astype(float),
+            "se": rows["se"].astype(float),
+            "projected_mean": summ[0],
+            "projected_hdi90_lo": summ[4],
+            "projected_hdi90_hi": summ[5],
+        }
+    )
+    out["inside_90"] = (out["observed"] >= out["projected_hdi90_lo"]) & (
+        out["observed"] <= out["projected_hdi90_hi"]
+    )
     if scn is not None and len(rows):
-        out = _add_scenario_columns(out, rows, fit, scn, ev, draws=draws, seed=seed, study_effects=study_effects,
-                                    allow_prior=allow_prior)
+        out = _add_scenario_columns(
+            out,
+            rows,
+            fit,
+            scn,
+            ev,
+            draws=draws,
+            seed=seed,
+            study_effects=study_effects,
+            allow_prior=allow_prior,
+        )
     return out
 
 
-def _add_scenario_columns(out: pd.DataFrame, rows: pd.DataFrame, fit: Any, scn: Scenario, ev: PublishedEvidence,
-                          **kw: Any) -> pd.DataFrame:
+def _add_scenario_columns(
+    out: pd.DataFrame, rows: pd.DataFrame, fit: Any, scn: Scenario, ev: PublishedEvidence, **kw: Any
+) -> pd.DataFrame:
     """The scenario's matching arm (or contrast) at each row's time: mean and 90% HDI."""
-    matches = [_scenario_match(scn, ev, r) if r["measure"] != "annual_rate_pct" and r["t_a"] == 0 else None
-               for _, r in rows.iterrows()]
+    matches = [
+        _scenario_match(scn, ev, r) if r["measure"] != "annual_rate_pct" and r["t_a"] == 0 else None
+        for _, r in rows.iterrows()
+    ]
     times = sorted({float(r["t_b"]) for (_, r), m in zip(rows.iterrows(), matches) if m is not None})
-    cols = {"scenario_arm": [""] * len(rows), "scenario_mean": [np.nan] * len(rows),
-            "scenario_hdi90_lo": [np.nan] * len(rows), "scenario_hdi90_hi": [np.nan] * len(rows)}
+    cols = {
+        "scenario_arm": [""] * len(rows),
+        "scenario_mean": [np.nan] * len(rows),
+        "scenario_hdi90_lo": [np.nan] * len(rows),
+        "scenario_hdi90_hi": [np.nan] * len(rows),
+    }
     if times:
         ds = project(fit, scn, times=sorted(set(times) | set(scn.times_months)), summary=False, **kw)
         for j, ((_, r), m) in enumerate(zip(rows.iterrows(), matches)):
@@ -231,7 +281,11 @@ def _add_scenario_columns(out: pd.DataFrame, rows: pd.DataFrame, fit: Any, scn: 
                 v = v - ds[var].sel(arm=m[1], **sel).values
             s = summarize_array(v[:, None])[:, 0]
             cols["scenario_arm"][j] = m[0] + (f" - {m[1]}" if m[1] else "")
-            cols["scenario_mean"][j], cols["scenario_hdi90_lo"][j], cols["scenario_hdi90_hi"][j] = s[0], s[4], s[5]
+            cols["scenario_mean"][j], cols["scenario_hdi90_lo"][j], cols["scenario_hdi90_hi"][j] = (
+                s[0],
+                s[4],
+                s[5],
+            )
     for k, v in cols.items():
         out[k] = v
     return out

@@ -26,11 +26,15 @@ class BMDReference:
     source: str
 
 
-_NHANES_T3 = ("NHANES young-adult (21-30 y) reference as tabulated in Front Endocrinol 2026, table T3 "
-              "(https://pmc.ncbi.nlm.nih.gov/articles/PMC12995607/table/T3/; NHANES cycle not stated)")
-_NHANES_III_FN = ("NHANES III femoral neck, white women 20-29 y (Looker AC et al. Osteoporos Int 1998;8:468; "
-                  "the WHO reference standard, Kanis JA et al. Bone 2008;42:467), as quoted with McCloskey & "
-                  "Kanis 2011")
+_NHANES_T3 = (
+    "NHANES young-adult (21-30 y) reference as tabulated in Front Endocrinol 2026, table T3 "
+    "(https://pmc.ncbi.nlm.nih.gov/articles/PMC12995607/table/T3/; NHANES cycle not stated)"
+)
+_NHANES_III_FN = (
+    "NHANES III femoral neck, white women 20-29 y (Looker AC et al. Osteoporos Int 1998;8:468; "
+    "the WHO reference standard, Kanis JA et al. Bone 2008;42:467), as quoted with McCloskey & "
+    "Kanis 2011"
+)
 _WHO_MEN = " Used for men too: the WHO reference standard applies the female young-adult reference to men."
 
 BMD_REFERENCES: dict[tuple[str, str], BMDReference] = {

@@ -64,22 +64,28 @@ POPULATION_CHOICES: tuple[str, ...] = (*POPULATIONS, "custom")
 """Population presets; ``custom`` starts from the sex's young-adult reference plus ``levels``."""
 MENOPAUSE_AGE_YEARS = 51.0
 """Mean age at natural menopause, used to derive years_since_menopause from age when only age is given."""
-USES_YEARS_SINCE_MENOPAUSE: tuple[str, ...] = ("postmenopausal", "glucocorticoid_user",
-                                               "primary_hyperparathyroidism")
+USES_YEARS_SINCE_MENOPAUSE: tuple[str, ...] = (
+    "postmenopausal",
+    "glucocorticoid_user",
+    "primary_hyperparathyroidism",
+)
 MAX_MONTHS = 1200.0  # 100 years: guards against a time typed in days or weeks
 
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
 class ScenarioError(ValueError):
-    """A scenario that fails validation. ``problems`` lists (key path, message) pairs; ``source`` is the file."""
+    """A scenario that fails validation: ``problems`` lists (key path, message); ``source`` is the file."""
 
     def __init__(self, problems: list[tuple[str, str]], source: str = "<scenario>") -> None:
         self.problems = problems
         self.source = source
         lines = [f"{path or '(top level)'}: {msg}" for path, msg in problems]
-        head = (f"{source}: {lines[0]}" if len(lines) == 1
-                else f"{source}: {len(lines)} problems:\n  " + "\n  ".join(lines))
+        head = (
+            f"{source}: {lines[0]}"
+            if len(lines) == 1
+            else f"{source}: {len(lines)} problems:\n  " + "\n  ".join(lines)
+        )
         super().__init__(head)
 
 
@@ -158,7 +164,9 @@ class RegimenItem(BaseModel):
             if not math.isfinite(v) or abs(v) > MAX_MONTHS:
                 raise ValueError(f"stop_month must be a number of months within +-{MAX_MONTHS:g} (got {v})")
             if start is not None and v < start:
-                raise ValueError(f"stop_month {v:g} is before start_month {start:g} (equal means a single dose)")
+                raise ValueError(
+                    f"stop_month {v:g} is before start_month {start:g} (equal means a single dose)"
+                )
         return v
 
     @field_validator("every_months")
@@ -206,7 +214,8 @@ class _PopulationFields(BaseModel):
     years_since_menopause: float | None = Field(None, description="years")
     years_since_onset: float | None = Field(None, description="years (hypogonadal_male)")
     levels: dict[Literal[HORMONES], float] | None = Field(  # type: ignore[valid-type]
-        None, description="custom baseline hormone levels (units in regimens.HORMONE_UNITS)")
+        None, description="custom baseline hormone levels (units in regimens.HORMONE_UNITS)"
+    )
 
     @field_validator("age")
     @classmethod
@@ -228,8 +237,9 @@ class _PopulationFields(BaseModel):
         for h, x in (v or {}).items():
             low = 0.0 if h == "glucocorticoid" else 1e-9
             if not (x >= low and math.isfinite(x)):
-                raise ValueError(f"{h} level must be {'>= 0' if low == 0 else '> 0'} {HORMONE_UNITS[h]} "
-                                 f"(got {x})")
+                raise ValueError(
+                    f"{h} level must be {'>= 0' if low == 0 else '> 0'} {HORMONE_UNITS[h]} (got {x})"
+                )
         return v
 
 
@@ -377,8 +387,10 @@ def _years_since_menopause(f: dict[str, Any]) -> tuple[float | None, str | None]
     ysm = f["years_since_menopause"]
     if ysm is None and f["age"] is not None and f["population"] in USES_YEARS_SINCE_MENOPAUSE:
         ysm = max(f["age"] - MENOPAUSE_AGE_YEARS, 0.0)
-        return ysm, (f"years_since_menopause {ysm:g} derived from age {f['age']:g} "
-                     f"(menopause at {MENOPAUSE_AGE_YEARS:g})")
+        return ysm, (
+            f"years_since_menopause {ysm:g} derived from age {f['age']:g} "
+            f"(menopause at {MENOPAUSE_AGE_YEARS:g})"
+        )
     return ysm, None
 
 
@@ -394,9 +406,11 @@ def _arm_setup(scn: Scenario, name: str, arm: Arm) -> ArmSetup:
         history: tuple[Dose, ...] = ()
         levels: dict[str, float] = {}
     else:
-        preset = population_preset(pop, years_since_menopause=ysm,
-                                   years_since_onset=f["years_since_onset"] if f["years_since_onset"] is not None
-                                   else 5.0)
+        preset = population_preset(
+            pop,
+            years_since_menopause=ysm,
+            years_since_onset=f["years_since_onset"] if f["years_since_onset"] is not None else 5.0,
+        )
         sex = f["sex"] or preset.sex
         history, levels = preset.history, dict(preset.levels)
         if ysm is None and pop in USES_YEARS_SINCE_MENOPAUSE:
@@ -419,7 +433,9 @@ def _cross_problems(scn: Scenario) -> list[tuple[str, str]]:
     for i, c in enumerate(scn.contrasts):
         for j, a in enumerate(c.arms):
             if a not in scn.arms:
-                problems.append((f"contrasts[{i}].arms[{j}]", f"unknown arm {a!r}; allowed: {_choices(arm_names)}"))
+                problems.append(
+                    (f"contrasts[{i}].arms[{j}]", f"unknown arm {a!r}; allowed: {_choices(arm_names)}")
+                )
         if c.arms[0] == c.arms[1]:
             problems.append((f"contrasts[{i}].arms", "the two arms must differ"))
         if c.name is not None and not _NAME.match(c.name):
@@ -427,13 +443,23 @@ def _cross_problems(scn: Scenario) -> list[tuple[str, str]]:
         if c.label in seen:
             problems.append((f"contrasts[{i}].name", f"duplicate contrast name {c.label!r}"))
         seen.add(c.label)
-    if scn.years_since_menopause is not None and scn.population not in USES_YEARS_SINCE_MENOPAUSE \
-            and not any(a.population in USES_YEARS_SINCE_MENOPAUSE for a in scn.arms.values()):
-        problems.append(("years_since_menopause", f"population {scn.population!r} does not use it; it applies "
-                                                  f"to {_choices(USES_YEARS_SINCE_MENOPAUSE)}"))
+    if (
+        scn.years_since_menopause is not None
+        and scn.population not in USES_YEARS_SINCE_MENOPAUSE
+        and not any(a.population in USES_YEARS_SINCE_MENOPAUSE for a in scn.arms.values())
+    ):
+        problems.append(
+            (
+                "years_since_menopause",
+                f"population {scn.population!r} does not use it; it applies "
+                f"to {_choices(USES_YEARS_SINCE_MENOPAUSE)}",
+            )
+        )
     for name, arm in scn.arms.items():
         f = _effective(scn, arm)
-        sex = f["sex"] or (population_preset(f["population"]).sex if f["population"] != "custom" else "female")
+        sex = f["sex"] or (
+            population_preset(f["population"]).sex if f["population"] != "custom" else "female"
+        )
         events: dict[str, int] = {}
         for k, item in enumerate(arm.regimen):
             path = f"arms.{name}.regimen[{k}].drug"
@@ -443,8 +469,13 @@ def _cross_problems(scn: Scenario) -> list[tuple[str, str]]:
                 problems.append((path, f"hypogonadism_onset needs sex 'male' (this arm's sex is {sex!r})"))
             if DRUGS[item.drug].kind == "event" and item.drug != "placebo":
                 if item.drug in events:
-                    problems.append((path, f"{item.drug} appears twice in this regimen (also at "
-                                           f"regimen[{events[item.drug]}])"))
+                    problems.append(
+                        (
+                            path,
+                            f"{item.drug} appears twice in this regimen (also at "
+                            f"regimen[{events[item.drug]}])",
+                        )
+                    )
                 events[item.drug] = k
     return problems
 
@@ -483,7 +514,7 @@ def _translate(e: ValidationError) -> list[tuple[str, str]]:
         typ = err["type"]
         msg = str(err["msg"])
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         if typ == "value_error" and not loc and "|" in msg:  # cross-key problems (path|message per line)
             for line in msg.splitlines():
                 p, _, m = line.partition("|")
@@ -503,7 +534,9 @@ def _translate(e: ValidationError) -> list[tuple[str, str]]:
             continue
         if typ == "literal_error":
             given = err.get("input")
-            problems.append((_path(loc), f"{given!r} is not allowed; allowed: {err.get('ctx', {}).get('expected')}"))
+            problems.append(
+                (_path(loc), f"{given!r} is not allowed; allowed: {err.get('ctx', {}).get('expected')}")
+            )
             continue
         problems.append((_path(loc), msg))
     return problems
@@ -535,8 +568,9 @@ def load_scenario(source: str | Path | Mapping[str, Any] | Scenario) -> Scenario
         if str(source) in shipped:
             path = shipped[str(source)]
         else:
-            raise ScenarioError([("", f"file not found; shipped examples: {_choices(shipped) or 'none'}")],
-                                str(source))
+            raise ScenarioError(
+                [("", f"file not found; shipped examples: {_choices(shipped) or 'none'}")], str(source)
+            )
     if not path.is_file():
         raise ScenarioError([("", "not a file")], str(path))
     try:
