@@ -1,5 +1,5 @@
 # bonebayes: two commands do everything.
-#   make demo   the main job (fits the default synthetic cohort; results in results/)
+#   make demo   the main job (fits the shipped published evidence, checks, leave-one-study-out; results/)
 #   make test   the test suite (fast tests, then the slow real-MCMC tests)
 # On a fresh machine with only Python 3.11 and pip, the first call creates .venv and installs the package.
 

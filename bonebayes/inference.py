@@ -42,6 +42,16 @@ class DiagnosticsWarning(UserWarning):
     """A fit failed one of the convergence gates."""
 
 
+def _one_xla_thread_per_chain() -> None:
+    """Stop XLA's intra-op thread pool from oversubscribing the cores when nutpie runs one chain per thread.
+
+    Only takes effect before JAX starts, and never overrides a user's own ``XLA_FLAGS`` setting of it.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "jax" not in sys.modules and "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+
+
 def _check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise TypeError(f"seed must be an integer (got {seed!r}); only integer seeds are reproducible")
@@ -80,6 +90,8 @@ def sample(
         import nutpie
 
         backend = os.environ.get("BONEBAYES_NUTPIE_BACKEND", NUTPIE_BACKEND)
+        if backend == "jax" and cores > 1:
+            _one_xla_thread_per_chain()
         from pymc.model.transform.optimization import freeze_dims_and_data
 
         frozen = freeze_dims_and_data(model)  # frozen here so the jitter set names the frozen model's variables

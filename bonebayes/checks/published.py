@@ -2,7 +2,8 @@
 
 Both use the model's deterministics ``pub_pred`` (the row's predicted mean) and ``pub_sd`` (its reported SE or
 fitted reporting scale combined with the residual heterogeneity), so no extra compilation is needed: a replicate
-is ``pub_pred + pub_sd * eps`` per posterior draw, shown on the reported scale (levels exponentiated).
+is ``pub_pred + pub_sd * eps`` per posterior draw (eps Student-t or Normal, as in the model), shown on the
+reported scale (levels exponentiated).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ def replicate_rows(idata: Any, data: Any, seed: int = 0) -> np.ndarray:
     pred = post["pub_pred"].values.reshape(-1, data.n_rows)
     sd = post["pub_sd"].values.reshape(-1, data.n_rows)
     rng = np.random.default_rng(seed)
-    rep = pred + sd * rng.standard_normal(pred.shape)
+    nu = getattr(data, "nu", None)
+    eps = rng.standard_normal(pred.shape) if nu is None else rng.standard_t(nu, pred.shape)
+    rep = pred + sd * eps
     level = data.rows["measure"].to_numpy() == "level"
     rep[:, level] = np.exp(rep[:, level] + data.group_centre[level])
     return rep

@@ -30,9 +30,9 @@ SITES: tuple[str, ...] = ("lumbar_spine", "total_hip", "femoral_neck")
 class Prior:
     """A prior on one scalar (or per-element) parameter."""
 
-    dist: str  # "normal", "lognormal", "halfnormal", "beta"
-    a: float  # mu / mu(log) / sigma / alpha
-    b: float = 0.0  # sigma / sigma(log) / - / beta
+    dist: str  # "normal", "lognormal", "halfnormal", "beta", "gamma"
+    a: float  # mu / mu(log) / sigma / alpha / shape
+    b: float = 0.0  # sigma / sigma(log) / - / beta / rate
     unit: str = ""
     meaning: str = ""
     why: str = ""
@@ -51,6 +51,8 @@ class Prior:
             return pm.HalfNormal(name, a, dims=dims)
         if self.dist == "beta":
             return pm.Beta(name, a, b, dims=dims)
+        if self.dist == "gamma":
+            return pm.Gamma(name, alpha=a, beta=b, dims=dims)
         raise ValueError(f"unknown prior distribution {self.dist!r}")
 
     def sample(self, rng: np.random.Generator, size: int | tuple | None = None) -> np.ndarray:
@@ -61,6 +63,8 @@ class Prior:
             return np.exp(rng.normal(self.a, self.b, size))
         if self.dist == "halfnormal":
             return np.abs(rng.normal(0.0, self.a, size))
+        if self.dist == "gamma":
+            return rng.gamma(self.a, 1.0 / self.b, size)
         return rng.beta(self.a, self.b, size)
 
 
@@ -125,17 +129,21 @@ PRIORS: dict[str, Prior] = {
     "tau_kM": Prior("halfnormal", 0.3, unit="log", meaning="between-subject SD of log k_M",
                     why="individual BMD responsiveness differs by tens of percent"),
     # --- published arm-level block (models.published) ---------------------------------------------------
-    "tau_kM_study": Prior("halfnormal", 0.3, unit="log", meaning="between-study SD of log k_M (responsiveness)",
+    # Between-study and residual scales are few-group variance parameters: boundary-avoiding Gamma(2, rate)
+    # priors (Chung et al. 2013, Psychometrika 78:685) keep them off zero, where a half-normal lets log-scale
+    # NUTS wander (slow mixing) and the estimate collapse; mode 1/rate, mean 2/rate.
+    "tau_kM_study": Prior("gamma", 2.0, 1 / 0.15, unit="log", meaning="between-study SD of log k_M",
                           why="trials of the same drug report BMD gains differing by tens of percent"),
-    "tau_drift": Prior("halfnormal", 0.5, unit="%/year", meaning="between-study SD of an extra BMD drift",
+    "tau_drift": Prior("gamma", 2.0, 1 / 0.25, unit="%/year", meaning="between-study SD of an extra BMD drift",
                        why="placebo arms lose 0-2 %/year depending on age, calcium/vitamin D and selection; "
                            "the drift is shared by a study's arms and cancels in between-arm differences"),
-    "omega_bmd": Prior("halfnormal", 1.0, unit="% points", meaning="residual heterogeneity of a BMD row",
+    "omega_bmd": Prior("gamma", 2.0, 1 / 0.5, unit="% points", meaning="residual heterogeneity of a BMD row",
                        why="model misfit beyond sampling error and study effects: about 1 point"),
-    "omega_marker": Prior("halfnormal", 10.0, unit="% points", meaning="residual heterogeneity of a marker row",
+    "omega_marker": Prior("gamma", 2.0, 1 / 5.0, unit="% points",
+                          meaning="residual heterogeneity of a marker row",
                           why="marker changes differ by assay, fasting and timing: about 10 points"),
-    "omega_level": Prior("halfnormal", 0.2, unit="log", meaning="residual heterogeneity of a level row",
-                         why="group levels differ beyond their SE by selection and assay drift"),
+    "omega_level": Prior("gamma", 2.0, 1 / 0.1, unit="log", meaning="residual heterogeneity of a level row",
+                         why="group levels differ beyond their SE by selection and assay drift: about 0.2"),
     "s_bmd": Prior("lognormal", np.log(4.0), 0.5, "% points",
                    "between-subject SD of a BMD % change (rows without dispersion: SE = s / sqrt(n))",
                    "trials report SDs of 3-5 % for 1-3 year BMD changes"),

@@ -12,7 +12,11 @@ For row j of arm a (control arm c) with model states C, B, m at the row's times 
     level (log, centred per group)  mu_j = a_g + beta_q log(X(t_b) / X(0))   (marker levels)
                                     mu_j = a_g + sum_h g_analyte,h x_h(t_b)   (serum OPG / RANKL)
 
-    y_j ~ Normal(mu_j, sqrt(se_j^2 + omega_k^2)),   se_j reported, or s_k sqrt(1/n_a [+ 1/n_c]) when not
+    y_j ~ StudentT(nu, mu_j, sqrt(se_j^2 + omega_k^2)),   se_j reported, or s_k sqrt(1/n_a [+ 1/n_c]) when not
+
+The row error is Student-t (nu = 4 by default, ``PublishedConfig.nu``; ``None`` gives a Normal): between-trial
+heterogeneity of published results is heavy-tailed (a few arms far from the rest, e.g. an early teriparatide
+reading), and under a Normal those rows inflate omega_k and so widen every other row's interval.
 
 Study random effects (non-centred): k_M of every arm in study s is k_M exp(tau_kM_study z_s) (responsiveness,
 shared by the study's arms) and d_s = tau_drift u_s is an extra BMD drift (%/year) shared by its arms, so it
@@ -55,6 +59,7 @@ class PublishedConfig(BaseModel):
     study_effects: bool = Field(True, description="study random effects on k_M and BMD drift")
     anabolic_coupling: bool = Field(True, description="anabolic drugs also raise resorption (kappa_ana)")
     holdout_studies: tuple[str, ...] = Field((), description="studies whose rows get no likelihood (LOSO)")
+    nu: float | None = Field(4.0, gt=1, description="Student-t degrees of freedom of row errors; None = Normal")
 
 
 @dataclass
@@ -91,6 +96,7 @@ class PublishedData:
     se_scale: np.ndarray  # (R,) multiplier of s_k when se is NaN
     group_centre: np.ndarray  # (R,) the log-level centre added back for the reported scale
     fit: np.ndarray  # (R,) bool: row has a likelihood
+    nu: float | None = None  # Student-t degrees of freedom of the row errors (None: Normal)
 
     @property
     def n_rows(self) -> int:
@@ -184,7 +190,7 @@ def prepare_published(ev: PublishedEvidence, config: PublishedConfig | None = No
         pa=pa, pb=pb, ca=ca, cb=cb, site=site, study=study, drift_factor=drift, rate_factor=rate,
         latent_C=rows["latent"].to_numpy() == "C", assay=assay, assays=assays, group=group, groups=groups,
         serum_x=serum_x, is_rankl=rows["latent"].to_numpy() == "rankl", row_class=row_class, y=y, se=se,
-        se_scale=scale, group_centre=centre, fit=rows["fit"].to_numpy(bool),
+        se_scale=scale, group_centre=centre, fit=rows["fit"].to_numpy(bool), nu=cfg.nu,
     )
 
 
@@ -273,7 +279,10 @@ def add_published_block(data: PublishedData, pop: PopulationParams, config: Publ
     se = pt.switch(se_known, np.where(se_known, data.se, 0.0), s_k[data.row_class] * data.se_scale)
     sd = pm.Deterministic("pub_sd", pt.sqrt(se**2 + omega[data.row_class] ** 2), dims="pub_row")
     f = np.flatnonzero(data.fit)
-    pm.Normal("obs_published", pred[f], sd[f], observed=data.y[f], dims="pub_fit_row")
+    if data.nu is None:
+        pm.Normal("obs_published", pred[f], sd[f], observed=data.y[f], dims="pub_fit_row")
+    else:
+        pm.StudentT("obs_published", nu=data.nu, mu=pred[f], sigma=sd[f], observed=data.y[f], dims="pub_fit_row")
 
 
 PUBLISHED_POPULATION_VARS: tuple[str, ...] = (
