@@ -52,6 +52,12 @@ def _one_xla_thread_per_chain() -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
 
 
+def _env_cores() -> int | None:
+    """Cores per fit from ``BONEBAYES_CORES`` (set per worker by sweeps so workers do not oversubscribe)."""
+    raw = os.environ.get("BONEBAYES_CORES", "").strip()
+    return max(int(raw), 1) if raw.isdigit() else None
+
+
 def _check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise TypeError(f"seed must be an integer (got {seed!r}); only integer seeds are reproducible")
@@ -83,15 +89,15 @@ def sample(
         raise ValueError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
     if draws < 1 or tune < 0 or chains < 1:
         raise ValueError(f"need draws >= 1, tune >= 0, chains >= 1 (got {draws}, {tune}, {chains})")
-    cores = cores or min(chains, os.cpu_count() or 1)
+    cores = cores or _env_cores() or min(chains, os.cpu_count() or 1)
     if sampler == "mock":
         return _mock_sample(model, draws=draws, chains=chains, seed=seed)
     if sampler == "nutpie":
-        import nutpie
-
         backend = os.environ.get("BONEBAYES_NUTPIE_BACKEND", NUTPIE_BACKEND)
         if backend == "jax" and cores > 1:
-            _one_xla_thread_per_chain()
+            _one_xla_thread_per_chain()  # before nutpie, which may import jax
+        import nutpie
+
         from pymc.model.transform.optimization import freeze_dims_and_data
 
         frozen = freeze_dims_and_data(model)  # frozen here so the jitter set names the frozen model's variables
