@@ -1,4 +1,4 @@
-"""Command-line interface: ``bonebayes simulate | fit | diagnose | summary | project | demo``.
+"""Command-line interface: ``bonebayes simulate | fit | diagnose | summary | project | demo | sweep``.
 
 Exit codes (every command):
 
@@ -732,6 +732,72 @@ def _job_ok(result: Any) -> bool | None:
         if isinstance(ok, bool):
             return ok
     return None
+
+
+# --------------------------------------------------------------------------- sweep
+EXIT_TASKS_FAILED = 4
+
+
+@app.command()
+def sweep(
+    spec_file: Annotated[Path, typer.Argument(
+        metavar="SWEEP.toml", help="Sweep file: [[fit]] (variant x dataset x seed), [[loso]], [[sbc]], [[call]] "
+                                   "tables and [sampler] defaults; see README 'Scale-out and benchmarks'.")],
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Address of a running dask scheduler (tcp://HOST:PORT). Default: start a local "
+                            "cluster of worker processes.", show_default=False)] = None,
+    results: Annotated[Path, typer.Option(
+        "--results", help="Results directory: one KEY.json record (+ KEY.nc / KEY.csv) per task, "
+                          "summary.csv, summary.json. Must be shared by all workers.",
+        file_okay=False)] = Path("results/sweep"),
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="Worker processes of the local cluster (default: the file's `workers`, else one "
+                          "per two cores).", min=1, show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="List the tasks and which are already finished; run nothing.")] = False,
+) -> None:
+    """Run many fits as tasks on dask.distributed; a rerun skips finished tasks.
+
+    Each task (keyed by a content hash of model, configuration, data, sampler settings and seed) writes its
+    result atomically to --results; a task whose worker dies is retried on another worker, and a task that
+    raises is retried `retries` times (sweep file). Prints the summary table (status, attempts, diagnostics,
+    wall time per task). Exit codes: 0 all tasks finished; 1 bad input (the message names the sweep file and
+    key path); 3 all finished but some fits failed the diagnostics gate; 4 some tasks failed (rerun to
+    retry them).
+    """
+    from bonebayes.sweep import SweepSpecError, expand, format_table, load_spec, run_sweep
+    from bonebayes.sweep import store
+
+    try:
+        spec = load_spec(spec_file)
+        with _status(f"Planning {spec_file} (loading and hashing data)..."):
+            tasks = expand(spec)
+    except SweepSpecError as e:
+        problems = getattr(e, "problems", [])
+        _fail(f"invalid sweep file: {e}" if len(problems) <= 1 else "invalid sweep file:", problems
+              if len(problems) > 1 else None)
+    if dry_run:
+        for t in tasks:
+            state = "finished" if store.read_record(results, t.key) else "to run"
+            out.print(escape(f"{t.key[:12]}  {t.kind:<5} {t.label}  [{state}]"), soft_wrap=True)
+        return
+    _check_writable(results / "summary.csv", "--results")
+    try:
+        with _quiet_diagnostics_warning():
+            report = run_sweep(spec, results, scheduler=scheduler, workers=workers, tasks=tasks,
+                               log=lambda m: err.print(escape(m), soft_wrap=True))
+    except OSError as e:
+        _fail(f"cannot reach the dask scheduler {scheduler}: {e}" if scheduler else str(e))
+    (out if out.is_terminal else Console(width=220, highlight=False)).print(escape(format_table(report.table)))
+    out.print(f"{report.n_done}/{len(report.table)} tasks finished, {report.n_failed} failed, "
+              f"{report.gate_failures} failed the diagnostics gate; {report.wall_time_s:.1f} s. "
+              f"Results: {escape(str(results))}", soft_wrap=True)
+    if report.temp_files:
+        err.print(f"[yellow]ignored {len(report.temp_files)} partial file(s) from interrupted writes[/]")
+    if report.n_failed:
+        raise typer.Exit(EXIT_TASKS_FAILED)
+    if report.gate_failures:
+        raise typer.Exit(EXIT_DIAGNOSTICS_FAILED)
 
 
 def main() -> None:  # pragma: no cover - `python -m bonebayes.cli`
