@@ -1,0 +1,267 @@
+"""Reference-fit benchmark: bonebayes' default path against Stan, PyMC's own NUTS and numpyro, same model and data.
+
+    python benchmarks/bench_reference.py [--subjects 500] [--draws 1000] [--tune 1000] [--chains 4]
+        [--methods nutpie,stan,pymc,numpyro] [--json benchmarks/results/bench_reference.json] [--check-logp]
+
+Reference data: a synthetic cohort (``bonebayes.datasets.synthetic``, seed 1) of ``--subjects`` subjects in 3
+cohorts with 7 visits (months 0, 1, 3, 6, 12, 18, 24): CTX, P1NP and BMD at two sites (lumbar spine, total hip)
+at every visit, serum RANKL/OPG at baseline. Model: ``IndividualModel`` with the default configuration;
+``benchmarks/stan/reference.stan`` is its translation to Stan (``benchmarks/stan/export.py`` passes the same
+schedule, inputs, centring choices and prior hyperparameters as data; ``--check-logp`` verifies that the two
+log densities agree up to a constant at random points before timing anything).
+
+Methods (each in its own process, so peak memory and XLA settings are per method; same draws, tuning, chains,
+seed and target acceptance 0.9 for all):
+
+* ``nutpie``  bonebayes' default path (``bonebayes.inference.sample``): nutpie, JAX back-end, low-rank mass
+  matrix adaptation;
+* ``stan``    PyStan 3 (CmdStan-equivalent NUTS, diagonal mass matrix), ``pip install -e '.[bench]'``;
+* ``pymc``    PyMC's own NUTS (C back-end), ``pm.sample``;
+* ``numpyro`` numpyro NUTS through ``pymc.sampling.jax.sample_numpyro_nuts`` (JAX).
+
+Reported per method: compile time, sampling time, total wall time, min bulk ESS over the population parameters,
+min bulk ESS per second of sampling, max R-hat, divergences, whether the gate (R-hat <= 1.01 and min bulk ESS
+>= 400 for every population parameter) was met, the wall time until the gate (measured when met; otherwise a
+projection: compile + warm-up + the draw time needed at the measured ESS rate, labelled as projected), peak
+RSS; and ESS/s ratios of bonebayes' default path to each other method. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "stan"))
+VISITS = (0, 1, 3, 6, 12, 18, 24)
+METHODS = ("nutpie", "stan", "pymc", "numpyro")
+TARGET_ACCEPT = 0.9
+GATE_RHAT, GATE_ESS = 1.01, 400.0
+
+
+def reference_model(subjects: int, seed: int = 1):  # noqa: ANN201
+    from bonebayes.datasets.synthetic import SyntheticDesign, simulate_cohort
+    from bonebayes.models.individual import IndividualModel
+
+    design = SyntheticDesign(n_subjects=subjects, n_cohorts=3, visits=VISITS, bmd_visits=VISITS,
+                             serum_visits=(0,), sites=("lumbar_spine", "total_hip"))
+    cohort = simulate_cohort(design, seed=seed)
+    return IndividualModel(cohort.observations, cohort.exposures)
+
+
+def _population_diag(idata, names) -> dict:  # noqa: ANN001
+    import arviz as az
+    import numpy as np
+
+    names = [n for n in names if n in idata.posterior]
+    ess = az.ess(idata, var_names=names, method="bulk")
+    rhat = az.rhat(idata, var_names=names)
+    ess_min = float(min(np.nanmin(ess[n].values) for n in names if ess[n].size))
+    rhat_max = float(max(np.nanmax(rhat[n].values) for n in names if rhat[n].size))
+    worst = sorted(((float(np.nanmin(ess[n].values)), n) for n in names if ess[n].size))[:3]
+    st = idata.sample_stats
+    div = int(st["diverging"].sum()) if "diverging" in st else -1
+    steps = next((float(st[k].mean()) for k in ("n_steps", "n_leapfrog", "n_leapfrog__") if k in st), None)
+    return {"min_bulk_ess": ess_min, "rhat_max": rhat_max, "divergences": div, "mean_leapfrog": steps,
+            "slowest": [f"{n} ({e:.0f})" for e, n in worst]}
+
+
+def run_one(method: str, a: argparse.Namespace) -> dict:
+    """Fit with one method in this process; returns the measurements."""
+    if method in ("nutpie", "numpyro"):
+        from bonebayes.inference import _one_xla_thread_per_chain
+
+        if method == "nutpie" or a.chains > 1:
+            _one_xla_thread_per_chain()
+    t_build = time.perf_counter()
+    model = reference_model(a.subjects)
+    names = model.population_vars()
+    pm_model = model.model
+    build_s = time.perf_counter() - t_build
+    cores = min(a.chains, os.cpu_count() or 1)
+    out: dict = {"method": method, "model_build_s": build_s}
+    if method == "nutpie":
+        import nutpie
+        from pymc.model.transform.optimization import freeze_dims_and_data
+
+        from bonebayes.inference import NUTPIE_BACKEND
+
+        t = time.perf_counter()
+        compiled = nutpie.compile_pymc_model(freeze_dims_and_data(pm_model), backend=NUTPIE_BACKEND,
+                                             gradient_backend=NUTPIE_BACKEND, freeze_model=False)
+        out["compile_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        idata = nutpie.sample(compiled, draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed, cores=cores,
+                              target_accept=TARGET_ACCEPT, progress_bar=False, low_rank_modified_mass_matrix=True)
+        out["sample_s"] = time.perf_counter() - t  # includes XLA's JIT at the first evaluation
+        out["note"] = "bonebayes default: nutpie + JAX, low-rank mass matrix; sample_s includes the JIT"
+    elif method == "pymc":
+        import pymc as pm
+
+        t = time.perf_counter()
+        with pm_model:
+            idata = pm.sample(draws=a.draws, tune=a.tune, chains=a.chains, cores=cores, random_seed=a.seed,
+                              target_accept=TARGET_ACCEPT, progressbar=False, compute_convergence_checks=False)
+        total = time.perf_counter() - t
+        out["sample_s"] = float(idata.sample_stats.attrs.get("sampling_time", total))
+        out["compile_s"] = total - out["sample_s"]
+        out["note"] = "PyMC NUTS, C back-end, diagonal mass matrix"
+    elif method == "numpyro":
+        from pymc.sampling.jax import sample_numpyro_nuts
+
+        t = time.perf_counter()
+        with pm_model:
+            idata = sample_numpyro_nuts(draws=a.draws, tune=a.tune, chains=a.chains, random_seed=a.seed,
+                                        target_accept=TARGET_ACCEPT, progressbar=False,
+                                        chain_method="parallel" if cores > 1 else "sequential")
+        total = time.perf_counter() - t
+        st = idata.attrs if hasattr(idata, "attrs") else {}
+        samp = float(idata.posterior.attrs.get("sampling_time", st.get("sampling_time", total)))
+        out["sample_s"] = samp
+        out["compile_s"] = total - samp
+        out["note"] = "numpyro NUTS via PyMC (JAX), diagonal mass matrix; compile_s is JAX transpile + JIT"
+    elif method == "stan":
+        try:
+            import stan
+        except ImportError:
+            return {"method": "stan", "skipped": "PyStan is not installed (pip install -e '.[bench]')"}
+        import arviz as az
+
+        from export import STAN_FILE, STAN_POPULATION, stan_data
+
+        data = stan_data(model)
+        t = time.perf_counter()
+        try:
+            post = stan.build(STAN_FILE.read_text(), data=data, random_seed=a.seed)
+        except Exception as e:  # noqa: BLE001 - no compiler, build failure: say so and skip
+            return {"method": "stan", "skipped": f"Stan build failed: {type(e).__name__}: {str(e)[:300]}"}
+        out["compile_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        fit = post.sample(num_chains=a.chains, num_samples=a.draws, num_warmup=a.tune, delta=TARGET_ACCEPT)
+        out["sample_s"] = time.perf_counter() - t
+        idata = az.from_pystan(posterior=fit)
+        names = [n for n in STAN_POPULATION]
+        out["note"] = ("PyStan 3 (Stan NUTS, diagonal mass matrix); compile_s is the C++ build (cached by "
+                       "httpstan on reruns of the same program)")
+    else:
+        raise ValueError(method)
+    if "diverging" not in idata.sample_stats and "divergent__" in idata.sample_stats:
+        idata.sample_stats["diverging"] = idata.sample_stats["divergent__"]
+    out.update(_population_diag(idata, names))
+    if out.get("mean_leapfrog"):  # seconds per gradient evaluation per chain (cores run chains in parallel)
+        out["s_per_gradient"] = out["sample_s"] * min(cores, a.chains) / (
+            a.chains * (a.tune + a.draws) * out["mean_leapfrog"])
+    out["peak_rss_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                          + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    return out
+
+
+def check_logp(a: argparse.Namespace, n_points: int = 3) -> dict:
+    """Stan and PyMC log densities (with Jacobians) at random points: their differences must be constant."""
+    import numpy as np
+    import stan
+
+    from export import STAN_FILE, stan_data, stan_point
+
+    model = reference_model(a.subjects)
+    post = stan.build(STAN_FILE.read_text(), data=stan_data(model), random_seed=1)
+    m = model.model
+    ip = m.initial_point(random_seed=1)
+    to_values = m.compile_fn(m.unobserved_value_vars, inputs=m.value_vars, on_unused_input="ignore")
+    logp = m.compile_logp(jacobian=True)
+    rng = np.random.default_rng(0)
+    diffs = []
+    for _ in range(n_points):
+        pt = {k: v + 0.3 * rng.normal(size=np.shape(v)) for k, v in ip.items()}
+        vals = dict(zip([v.name for v in m.unobserved_value_vars], to_values(pt)))
+        u = post.unconstrain_pars(stan_point(model, vals))
+        diffs.append(float(logp(pt)) - float(post.log_prob(u, adjust_transform=True)))
+    return {"pymc_minus_stan": diffs, "spread": max(diffs) - min(diffs)}
+
+
+def _table(rows: list[dict], ref: dict | None) -> str:
+    head = ["method", "compile s", "sample s", "total s", "min ESS", "ESS/s", "R-hat", "div", "gate",
+            "to gate s", "peak MB", "bonebayes x"]
+    lines = [" | ".join(head), " | ".join("-" * len(h) for h in head)]
+    for r in rows:
+        if r.get("skipped"):
+            lines.append(f"{r['method']} | skipped: {r['skipped']}")
+            continue
+        ratio = (ref["ess_per_s"] / r["ess_per_s"]) if ref and r["ess_per_s"] else float("nan")
+        lines.append(" | ".join([
+            r["method"], f"{r['compile_s']:.1f}", f"{r['sample_s']:.1f}", f"{r['total_s']:.1f}",
+            f"{r['min_bulk_ess']:.0f}", f"{r['ess_per_s']:.2f}", f"{r['rhat_max']:.3f}", str(r["divergences"]),
+            "yes" if r["gate_met"] else "no", f"{r['wall_to_gate_s']:.0f}{'' if r['gate_met'] else ' (proj.)'}",
+            f"{r['peak_rss_mb']:.0f}", f"{ratio:.2f}"]))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--subjects", type=int, default=500)
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--json", default=str(HERE / "results" / "bench_reference.json"))
+    ap.add_argument("--check-logp", action="store_true", help="verify the Stan translation first")
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: run one method, print JSON
+    a = ap.parse_args()
+    if a.one:
+        print("BENCH_RESULT " + json.dumps(run_one(a.one, a)), flush=True)
+        return
+    info: dict = {"subjects": a.subjects, "cohorts": 3, "visits": list(VISITS), "draws": a.draws, "tune": a.tune,
+                  "chains": a.chains, "seed": a.seed, "target_accept": TARGET_ACCEPT, "cpus": os.cpu_count(),
+                  "load_average_start": os.getloadavg()}
+    if a.check_logp:
+        info["logp_check"] = check_logp(a)
+        print(f"Stan vs PyMC log density: differences {info['logp_check']['pymc_minus_stan']} "
+              f"(spread {info['logp_check']['spread']:.2e}; constant = same density)", flush=True)
+    rows = []
+    for method in [m.strip() for m in a.methods.split(",") if m.strip()]:
+        cmd = [sys.executable, __file__, "--one", method, "--subjects", str(a.subjects), "--draws", str(a.draws),
+               "--tune", str(a.tune), "--chains", str(a.chains), "--seed", str(a.seed)]
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+        if line is None:
+            r = {"method": method, "skipped": f"failed (exit {proc.returncode}): {proc.stderr.strip()[-400:]}"}
+        else:
+            r = json.loads(line[len("BENCH_RESULT "):])
+        if not r.get("skipped"):
+            r["process_wall_s"] = wall
+            r["total_s"] = r["model_build_s"] + r["compile_s"] + r["sample_s"]
+            r["ess_per_s"] = r["min_bulk_ess"] / r["sample_s"]
+            r["ess_per_s_incl_compile"] = r["min_bulk_ess"] / (r["compile_s"] + r["sample_s"])
+            r["gate_met"] = bool(r["rhat_max"] <= GATE_RHAT and r["min_bulk_ess"] >= GATE_ESS)
+            # until the gate: measured when met; else compile + warm-up share + draws needed at the ESS rate
+            per_iter = r["sample_s"] / (a.tune + a.draws)
+            draw_rate = r["min_bulk_ess"] / (per_iter * a.draws)
+            r["wall_to_gate_s"] = (r["total_s"] if r["gate_met"] else
+                                   r["model_build_s"] + r["compile_s"] + per_iter * a.tune + GATE_ESS / draw_rate)
+        rows.append(r)
+        print(f"{method}: {json.dumps(r)}", flush=True)
+    ref = next((r for r in rows if r["method"] == "nutpie" and not r.get("skipped")), None)
+    for r in rows:
+        if ref and not r.get("skipped") and r is not ref:
+            r["bonebayes_ess_per_s_ratio"] = ref["ess_per_s"] / r["ess_per_s"]
+    info["load_average_end"] = os.getloadavg()
+    print()
+    print(_table(rows, ref))
+    print("\nbonebayes x = ESS/s of bonebayes' default path (nutpie) divided by the method's ESS/s "
+          "(sampling time; compile excluded). 'to gate s' is projected where the gate was not met.")
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps({"settings": info, "results": rows}, indent=2))
+    print(f"wrote {a.json}")
+
+
+if __name__ == "__main__":
+    main()
