@@ -85,6 +85,15 @@ def default_truth(design: SyntheticDesign) -> dict[str, object]:
     }
 
 
+def _pool(truth: dict[str, object], antiresorptives: tuple[str, ...]):  # noqa: ANN202
+    """The precursor pool of the truth (keys ``k_Q`` and ``eta_pool``: the rebound variant), else None."""
+    if "eta_pool" not in truth or not antiresorptives:
+        return None
+    from bonebayes.physiology.precursor import PrecursorPool, pool_mask
+
+    return PrecursorPool(np.float64(truth["k_Q"]), np.float64(truth["eta_pool"]), pool_mask(antiresorptives))
+
+
 def _hormone_vector(d: dict[str, float], hormones: tuple[str, ...]) -> np.ndarray:
     return np.array([d.get(h, 0.0) for h in hormones])
 
@@ -165,6 +174,7 @@ def simulate_cohort(
         res_effects=DrugEffects(truth["emax_res"], truth["ec50_res"]),
         ana_effects=DrugEffects(e_ana, c_ana),
         rates=TurnoverRates(np.float64(truth["k_C"]), np.float64(truth["k_B"]), k_M, np.asarray(truth["lam"])),
+        pool=_pool(truth, res),
     )
     # observation design: (subject, variable, time) for every scheduled measurement
     levels = list(truth["levels"])

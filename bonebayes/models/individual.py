@@ -43,7 +43,8 @@ average (data-rich: centred avoids the tau/offset correlation), non-centred othe
 
 POPULATION_VARS: tuple[str, ...] = (
     "k_C", "k_B", "k_M", "lam", "gamma", "e_form", "g_rankl", "g_opg", "emax_res", "ec50_res", "eref_ana",
-    "ec50_ana", "kappa_ana", "alpha", "mu_level", "tau_subject", "tau_cohort", "tau_kM",
+    "ec50_ana", "kappa_ana", "alpha", "g_ratio", "k_Q", "eta_pool", "mu_level", "tau_subject", "tau_cohort",
+    "tau_kM",
 )
 
 
@@ -60,6 +61,28 @@ class ModelConfig(BaseModel):
     ratio_driver: Literal["latent", "serum"] = Field(
         "latent", description="latent local ratio (alpha fixed 1) or serum ratio as driver (alpha estimated)")
     sites: tuple[str, ...] | None = None
+    signalling: Literal["separate", "ratio"] = Field(
+        "separate", description="separate serum RANKL and OPG elasticities, or one ratio elasticity (variant)")
+    precursor_pool: bool = Field(False, description="osteoclast-precursor pool: denosumab rebound (variant)")
+    holdout_subjects: tuple[str, ...] = Field(
+        (), description="subjects whose observations get no likelihood (grouped K-fold); their log-density "
+                        "is kept as the deterministic holdout_loglik")
+
+    def model_dump(self, **kwargs):  # noqa: ANN003, ANN201
+        """As pydantic's, without variant options left at their defaults (saved configs stay unchanged)."""
+        return _drop_default_variants(super().model_dump(**kwargs), VARIANT_DEFAULTS)
+
+
+VARIANT_DEFAULTS: dict[str, object] = {"signalling": "separate", "precursor_pool": False, "holdout_subjects": ()}
+"""Options added for model variants and K-fold; omitted from dumped configs at these values, so that configs
+saved before they existed compare equal (fit reuse) and the default model's provenance is unchanged."""
+
+
+def _drop_default_variants(d: dict, defaults: dict[str, object]) -> dict:
+    for k, v in defaults.items():
+        if k in d and (d[k] == v or (isinstance(v, tuple) and list(d[k]) == list(v))):
+            d.pop(k)
+    return d
 
 
 def _censored_normal_logp(value, mu, sigma, censored):  # noqa: ANN001, ANN202
@@ -88,7 +111,8 @@ def build_individual_model(data: IndividualData, config: ModelConfig | None = No
         "anabolic": list(sched.anabolics),
     }
     with pm.Model(coords=coords) as model:
-        pop = build_population(data.sites, active, sched.antiresorptives, sched.anabolics, cfg.ratio_driver)
+        pop = build_population(data.sites, active, sched.antiresorptives, sched.anabolics, cfg.ratio_driver,
+                               signalling=cfg.signalling, precursor_pool=cfg.precursor_pool)
         add_individual_block(data, pop, cfg)
     return model
 
@@ -181,6 +205,11 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
                 for b, a, z in zip(blocks, offsets[:-1], offsets[1:])}
 
     # --- likelihoods ----------------------------------------------------------------------------------
+    held = np.isin(np.asarray(data.subjects), list(cfg.holdout_subjects))
+    unknown = sorted(set(cfg.holdout_subjects) - set(data.subjects))
+    if unknown:
+        raise ValueError(f"holdout_subjects {unknown[:5]} are not subjects of the data")
+    held_ll = []
     mk = data.markers
     if len(mk):
         st = by_block[id(mk)]
@@ -188,25 +217,54 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
         latent = pt.switch(is_C, st.C, st.B)
         latent0 = pt.switch(is_C, base.C[mk.unit], base.B[mk.unit])
         mu = intercept[mk.unit, mk.level] + pt.log(latent) - pt.log(latent0)
-        pm.CustomDist("obs_markers", mu, sigma_level[mk.level], mk.censored.astype("int8"),
-                      logp=_censored_normal_logp, random=_censored_normal_random,
-                      observed=mk.log_value, dims="marker_obs")
+        if held.any():
+            f, h = ~held[mk.unit], held[mk.unit]
+            model.add_coord("marker_fit_obs", np.flatnonzero(f))
+            pm.CustomDist("obs_markers", mu[f], sigma_level[mk.level[f]], mk.censored[f].astype("int8"),
+                          logp=_censored_normal_logp, random=_censored_normal_random,
+                          observed=mk.log_value[f], dims="marker_fit_obs")
+            held_ll.append(_censored_normal_logp(mk.log_value[h], mu[h], sigma_level[mk.level[h]],
+                                                 mk.censored[h]))
+        else:
+            pm.CustomDist("obs_markers", mu, sigma_level[mk.level], mk.censored.astype("int8"),
+                          logp=_censored_normal_logp, random=_censored_normal_random,
+                          observed=mk.log_value, dims="marker_obs")
     bm = data.bmd
     if len(bm):
         st = by_block[id(bm)]
         m_obs = st.m[pt.arange(len(bm)), data.site_of_bmd]
         m_base = base.m[bm.unit, data.site_of_bmd]
-        pm.Normal("obs_bmd", intercept[bm.unit, bm.level] + m_obs - m_base,
-                  sigma_level[bm.level],
-                  observed=bm.log_value, dims="bmd_obs")
+        mu_b = intercept[bm.unit, bm.level] + m_obs - m_base
+        if held.any():
+            f, h = ~held[bm.unit], held[bm.unit]
+            model.add_coord("bmd_fit_obs", np.flatnonzero(f))
+            pm.Normal("obs_bmd", mu_b[f], sigma_level[bm.level[f]], observed=bm.log_value[f], dims="bmd_fit_obs")
+            held_ll.append(pm.logp(pm.Normal.dist(mu_b[h], sigma_level[bm.level[h]]), bm.log_value[h]))
+        else:
+            pm.Normal("obs_bmd", mu_b,
+                      sigma_level[bm.level],
+                      observed=bm.log_value, dims="bmd_obs")
     se = data.serum
     if len(se):
         x = data.serum_x[:, hcols]
         is_rankl = np.array([v == "rankl" for v in se.variable])
         slope = pt.switch(is_rankl[:, None], g_rankl[None, :], g_opg[None, :]) if active else 0.0
         lin = pt.sum(x * slope, axis=1) if active else 0.0
-        pm.Normal("obs_serum", intercept[se.unit, se.level] + lin, sigma_level[se.level],
-                  observed=se.log_value, dims="serum_obs")
+        mu_s = intercept[se.unit, se.level] + lin
+        if held.any():
+            f, h = ~held[se.unit], held[se.unit]
+            mu_s = mu_s * pt.ones((len(se),))
+            model.add_coord("serum_fit_obs", np.flatnonzero(f))
+            pm.Normal("obs_serum", mu_s[f], sigma_level[se.level[f]], observed=se.log_value[f],
+                      dims="serum_fit_obs")
+            held_ll.append(pm.logp(pm.Normal.dist(mu_s[h], sigma_level[se.level[h]]), se.log_value[h]))
+        else:
+            pm.Normal("obs_serum", mu_s, sigma_level[se.level],
+                      observed=se.log_value, dims="serum_obs")
+    if held.any():
+        blocks_all = (mk, bm, se)
+        model.add_coord("holdout_obs", np.concatenate([b.row[held[b.unit]] for b in blocks_all if len(b)]))
+        pm.Deterministic("holdout_loglik", pt.concatenate(held_ll), dims="holdout_obs")
 
 
 def population_var_names(model) -> list[str]:  # noqa: ANN001

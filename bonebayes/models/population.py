@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from bonebayes.models.priors import HORMONE_MEANS, HORMONE_SDS, PRIORS, SITE_KM_MEANS
+from bonebayes.physiology.precursor import PrecursorPool, pool_mask
 from bonebayes.physiology.signalling import DrugEffects
 from bonebayes.physiology.simulate import PhysiologyParams
 from bonebayes.physiology.turnover import TurnoverRates
@@ -40,6 +41,7 @@ class PopulationParams:
     hormones: tuple[str, ...]
     antiresorptives: tuple[str, ...]
     anabolics: tuple[str, ...]
+    pool: tuple[Any, Any] | None = None  # (k_Q, eta) of the precursor-pool variant, or None
 
     @staticmethod
     def _take(vec: Any, have: Sequence[str], want: Sequence[str]) -> Any:
@@ -72,8 +74,11 @@ class PopulationParams:
                               self._take(self.ana.ec50, self.anabolics, ana))
                   if ana else DrugEffects(pt.zeros((0,)), pt.ones((0,))))
         kappa = None if (self.kappa is None or not ana) else self._take(self.kappa, self.anabolics, ana)
+        pool = None
+        if self.pool is not None and res:
+            pool = PrecursorPool(self.pool[0], self.pool[1], pool_mask(res))
         return PhysiologyParams(h["gamma"], h["e_form"], res_fx, ana_fx,
-                                TurnoverRates(self.k_C, self.k_B, k_M, lam), self.alpha, kappa)
+                                TurnoverRates(self.k_C, self.k_B, k_M, lam), self.alpha, kappa, pool)
 
 
 def union(*seqs: Sequence[str], order: Sequence[str] | None = None) -> tuple[str, ...]:
@@ -91,12 +96,21 @@ def build_population(
     anabolics: Sequence[str],
     ratio_driver: str = "latent",
     anabolic_coupling: bool = False,
+    signalling: str = "separate",
+    precursor_pool: bool = False,
 ) -> PopulationParams:
     """Create the population-level random variables in the current model context.
 
     The model's coords must already hold ``site``, ``hormone``, ``antiresorptive`` and ``anabolic`` with these
     labels. Variables are created in a fixed order (the order of a saved fit's parameters).
+
+    Variants (defaults reproduce the default model exactly): ``signalling="ratio"`` replaces the separate serum
+    elasticities by one ratio elasticity g_ratio (g_rankl = g_ratio / 2, g_opg = -g_ratio / 2, kept as
+    deterministics under their usual names); ``precursor_pool=True`` adds k_Q and eta_pool
+    (``physiology.precursor``), created last.
     """
+    if signalling not in ("separate", "ratio"):
+        raise ValueError(f"signalling must be 'separate' or 'ratio' (got {signalling!r})")
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -118,7 +132,12 @@ def build_population(
         return PRIORS[name].build(name, dims="hormone", mu=mu)
 
     gamma, e_form = hormone_vec("gamma"), hormone_vec("e_form")
-    g_rankl, g_opg = hormone_vec("g_rankl"), hormone_vec("g_opg")
+    if signalling == "ratio":
+        g_ratio = hormone_vec("g_ratio")
+        g_rankl = pm.Deterministic("g_rankl", 0.5 * g_ratio, dims="hormone") if hormones else pt.zeros((0,))
+        g_opg = pm.Deterministic("g_opg", -0.5 * g_ratio, dims="hormone") if hormones else pt.zeros((0,))
+    else:
+        g_rankl, g_opg = hormone_vec("g_rankl"), hormone_vec("g_opg")
     if ratio_driver == "serum":
         alpha = pm.LogNormal("alpha", 0.0, 0.7)
         gamma_eff = g_rankl - g_opg
@@ -136,5 +155,6 @@ def build_population(
     else:
         ana = DrugEffects(pt.zeros((0,)), pt.ones((0,)))
     kappa = PRIORS["kappa_ana"].build("kappa_ana", dims="anabolic") if (anabolics and anabolic_coupling) else None
+    pool = (PRIORS["k_Q"].build("k_Q"), PRIORS["eta_pool"].build("eta_pool")) if precursor_pool else None
     return PopulationParams(k_C, k_B, k_M, lam, gamma_eff, e_form, g_rankl, g_opg, alpha, res, ana, kappa,
-                            tuple(sites), tuple(hormones), tuple(antiresorptives), tuple(anabolics))
+                            tuple(sites), tuple(hormones), tuple(antiresorptives), tuple(anabolics), pool)

@@ -128,6 +128,17 @@ PRIORS: dict[str, Prior] = {
                         why="cohorts differ by assay and selection, modestly"),
     "tau_kM": Prior("halfnormal", 0.3, unit="log", meaning="between-subject SD of log k_M",
                     why="individual BMD responsiveness differs by tens of percent"),
+    # --- precursor-pool variant (physiology.precursor): off-treatment rebound after denosumab ---------------
+    "k_Q": Prior("lognormal", np.log(0.12), 0.5, "1/month", "osteoclast-precursor pool filling/emptying rate",
+                 "CTX stays above baseline about 6-18 months after the last denosumab dose (FREEDOM extension, "
+                 "Cummings 2018): pool half-life median 6 months, 90% range 2.5-13 months"),
+    "eta_pool": Prior("halfnormal", 1.0, unit="1",
+                      meaning="extra resorption per unit of stored precursor pool above the current inhibition",
+                      why="CTX overshoots baseline by tens of percent to about two-fold after stopping denosumab "
+                          "(pool near 0.9 after years on drug); 0 = no rebound (the default model)"),
+    "g_ratio": Prior("normal", 0.0, 0.42, "1", "elasticity of the serum log RANKL/OPG ratio (ratio-only layer)",
+                     "ratio-only signalling variant: log RANKL and log OPG move by +g/2 and -g/2; the sd is "
+                     "that of g_rankl - g_opg under the separate priors (0.3 sqrt 2)"),
     # --- published arm-level block (models.published) ---------------------------------------------------
     # Between-study and residual scales are few-group variance parameters: boundary-avoiding Gamma(2, rate)
     # priors (Chung et al. 2013, Psychometrika 78:685) keep them off zero, where a half-normal lets log-scale
@@ -174,7 +185,9 @@ G_RANKL_MEAN = {"estradiol": -0.1, "testosterone": 0.0, "pth": 0.3, "glucocortic
                 "igf1": 0.0}
 G_OPG_MEAN = {"estradiol": -0.15, "testosterone": 0.0, "pth": -0.1, "glucocorticoid": -0.2, "thyroid": 0.2,
               "igf1": 0.0}
-HORMONE_MEANS = {"gamma": GAMMA_MEAN, "e_form": E_FORM_MEAN, "g_rankl": G_RANKL_MEAN, "g_opg": G_OPG_MEAN}
+G_RATIO_MEAN = {h: G_RANKL_MEAN[h] - G_OPG_MEAN[h] for h in G_RANKL_MEAN}
+HORMONE_MEANS = {"gamma": GAMMA_MEAN, "e_form": E_FORM_MEAN, "g_rankl": G_RANKL_MEAN, "g_opg": G_OPG_MEAN,
+                 "g_ratio": G_RATIO_MEAN}
 HORMONE_SDS = {"e_form": E_FORM_SD}
 assert all(set(m) == set(HORMONES) for m in HORMONE_MEANS.values())
 

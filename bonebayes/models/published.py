@@ -60,6 +60,18 @@ class PublishedConfig(BaseModel):
     anabolic_coupling: bool = Field(True, description="anabolic drugs also raise resorption (kappa_ana)")
     holdout_studies: tuple[str, ...] = Field((), description="studies whose rows get no likelihood (LOSO)")
     nu: float | None = Field(4.0, gt=1, description="Student-t degrees of freedom of row errors; None = Normal")
+    signalling: str = Field("separate", pattern="^(separate|ratio)$",
+                            description="separate serum RANKL and OPG elasticities, or one ratio elasticity")
+    precursor_pool: bool = Field(False, description="osteoclast-precursor pool: denosumab rebound (variant)")
+
+    def model_dump(self, **kwargs):  # noqa: ANN003, ANN201
+        """As pydantic's, without variant options left at their defaults (saved configs stay unchanged)."""
+        from bonebayes.models.individual import _drop_default_variants
+
+        return _drop_default_variants(super().model_dump(**kwargs), PUBLISHED_VARIANT_DEFAULTS)
+
+
+PUBLISHED_VARIANT_DEFAULTS: dict[str, object] = {"signalling": "separate", "precursor_pool": False}
 
 
 @dataclass
@@ -300,7 +312,7 @@ def build_published_model(data: PublishedData, config: PublishedConfig | None = 
               "antiresorptive": list(sched.antiresorptives), "anabolic": list(sched.anabolics)}
     with pm.Model(coords=coords) as model:
         pop = build_population(data.sites, data.hormones, sched.antiresorptives, sched.anabolics,
-                               cfg.ratio_driver, cfg.anabolic_coupling)
+                               cfg.ratio_driver, cfg.anabolic_coupling, cfg.signalling, cfg.precursor_pool)
         add_published_block(data, pop, cfg)
     return model
 
@@ -326,7 +338,8 @@ def build_joint_model(individual, published: PublishedData, ind_config=None,  # 
     ana = union(isched.anabolics, psched.anabolics, order=ANABOLICS)
     coords = {"site": list(sites), "hormone": list(hormones), "antiresorptive": list(res), "anabolic": list(ana)}
     with pm.Model(coords=coords) as model:
-        pop = build_population(sites, hormones, res, ana, pcfg.ratio_driver, pcfg.anabolic_coupling)
+        pop = build_population(sites, hormones, res, ana, pcfg.ratio_driver, pcfg.anabolic_coupling,
+                               pcfg.signalling, pcfg.precursor_pool)
         add_individual_block(individual, pop, icfg)
         add_published_block(published, pop, pcfg)
     return model

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from bonebayes.physiology.backend import NUMPY, Ops
+from bonebayes.physiology.precursor import PrecursorPool, lag_path, lag_step, pool_inhibition, rebound_factor
 from bonebayes.physiology.schedule import Inputs, Schedule
 from bonebayes.physiology.signalling import DrugEffects, stimuli
 from bonebayes.physiology.turnover import (
@@ -38,6 +39,7 @@ class PhysiologyParams(NamedTuple):
     rates: TurnoverRates
     alpha: Any = 1.0  # exponent on the ratio (fixed at 1 in the default model; see signalling)
     kappa: Any = None  # (n_anabolics,) remodelling coupling of anabolic drugs to resorption; None = off
+    pool: PrecursorPool | None = None  # osteoclast-precursor pool (denosumab rebound variant); None = off
 
 
 class Trajectory(NamedTuple):
@@ -68,6 +70,18 @@ def _stimuli(inp: Inputs, p: PhysiologyParams, ops: Ops) -> tuple[Any, Any]:
     )
 
 
+def _pool_I(inp: Inputs, p: PhysiologyParams, ops: Ops) -> Any:
+    """Inhibition by the pool drugs, I_P (..., *batch), for the precursor-pool variant."""
+    nb = batch_ndim(p.rates)
+    return pool_inhibition(_with_batch(inp.A_res, nb), p.res_effects, p.pool.drugs, ops)
+
+
+def _uses_pool(schedule: Schedule, p: PhysiologyParams) -> bool:
+    import numpy as np
+
+    return p.pool is not None and schedule.window.A_res.shape[-1] > 0 and bool(np.any(np.asarray(p.pool.drugs)))
+
+
 def _bank(schedule: Schedule, rates: TurnoverRates, extra_h: Any, ops: Ops) -> tuple[StepCoefficients, int]:
     """Segment coefficients for every segment length the simulation needs, computed in one call.
 
@@ -92,6 +106,14 @@ def initial_states(
     Patterns are chained with k_M = 1 (m is linear in k_M and starts at 0), so one pattern serves units
     with different k_M; ``p.rates.k_M`` has a leading unit axis (N, *batch, S) or is shared (*batch, S).
     """
+    return _initial(schedule, p, n_sites, ops, bank)[0]
+
+
+def _initial(
+    schedule: Schedule, p: PhysiologyParams, n_sites: int, ops: Ops = NUMPY,
+    bank: StepCoefficients | None = None,
+) -> tuple[TurnoverState, Any]:
+    """:func:`initial_states` plus the precursor pool Q of every unit at t0 (None without the pool)."""
     import numpy as np
 
     k_C, k_B, k_M, lam = p.rates
@@ -102,7 +124,14 @@ def initial_states(
     N = len(schedule.units)
     P = schedule.patterns.x.shape[1]
     S = n_sites
+    pool = _uses_pool(schedule, p)
     pS_R, pS_F = _stimuli(schedule.patterns, p, ops)  # (J_p, P, *batch)
+    pS_R_base = pS_R
+    if pool:
+        pI = _pool_I(schedule.patterns, p, ops)
+        pQ_end, pQ_avg = lag_path(pI, p.pool.k_Q, float(schedule.history_step), ops.zeros((P,) + batch), ops)
+        pS_R = pS_R * rebound_factor(pQ_avg, pI, p.pool.eta, ops)
+        pQ = ops.concatenate([ops.zeros((1, P) + batch), pQ_end], axis=0)
     ones_kM = ops.ones((P,) + (1,) * nb + (S,))
     ref = TurnoverState(ops.ones((P,) + batch), ops.ones((P,) + batch), ops.zeros((P,) + batch + (S,)))
     path = chain(ref, pS_R, pS_F, ops.as_array(float(schedule.history_step)),
@@ -113,14 +142,28 @@ def initial_states(
     pi, node = schedule.unit_pattern, schedule.unit_node
     kM_units = k_M if k_M.ndim == 2 + nb else k_M[None]
     state = TurnoverState(C[node, pi], B[node, pi], kM_units * m[node, pi])
+    Q = pQ[node, pi] if pool else None
+
+    def per_unit(h: np.ndarray) -> Any:
+        return ops.as_array(h.reshape(h.shape + (1,) * nb))
+
     if np.any(schedule.unit_tau > 0):
         seg = np.minimum(node, schedule.patterns.x.shape[0] - 1)
-        state = apply_step(state, pS_R[seg, pi], pS_F[seg, pi], k_M,
+        rS_R = pS_R[seg, pi]
+        if pool:
+            rI = pI[seg, pi]
+            Q, q_avg = lag_step(Q, rI, p.pool.k_Q, per_unit(schedule.unit_tau), ops)
+            rS_R = pS_R_base[seg, pi] * rebound_factor(q_avg, rI, p.pool.eta, ops)
+        state = apply_step(state, rS_R, pS_F[seg, pi], k_M,
                            take_coefficients(bank, slice(2, 2 + N)))
     if np.any(schedule.tail_h > 0):
         tS_R, tS_F = _stimuli(schedule.tail, p, ops)
+        if pool:
+            tI = _pool_I(schedule.tail, p, ops)
+            Q, q_avg = lag_step(Q, tI, p.pool.k_Q, per_unit(schedule.tail_h), ops)
+            tS_R = tS_R * rebound_factor(q_avg, tI, p.pool.eta, ops)
         state = apply_step(state, tS_R, tS_F, k_M, take_coefficients(bank, slice(2 + N, 2 + 2 * N)))
-    return state
+    return state, Q
 
 
 def simulate(
@@ -131,8 +174,12 @@ def simulate(
     Also returns the coefficients for ``extra_h`` (observation remainders, see :func:`at_times`).
     """
     bank, N = _bank(schedule, p.rates, extra_h, ops)
-    state = initial_states(schedule, p, n_sites, ops, bank)
+    state, Q0 = _initial(schedule, p, n_sites, ops, bank)
     S_R, S_F = _stimuli(schedule.window, p, ops)
+    if Q0 is not None:  # precursor-pool variant: the rebound factor on the window's resorption stimulus
+        wI = _pool_I(schedule.window, p, ops)
+        _, Q_avg = lag_path(wI, p.pool.k_Q, float(schedule.step), Q0, ops)
+        S_R = S_R * rebound_factor(Q_avg, wI, p.pool.eta, ops)
     path = chain(state, S_R, S_F, ops.as_array(float(schedule.step)), p.rates, ops, take_coefficients(bank, 1))
     nodes = TurnoverState(*(ops.concatenate([s0[None], s], axis=0) for s0, s in zip(state, path)))
     return Trajectory(nodes, S_R, S_F), take_coefficients(bank, slice(2 + 2 * N, None))

@@ -22,9 +22,11 @@ p_osteoporosis     fraction of draws with T <= -2.5             probability
 ``BMD_0`` is mean + T0 SD when the scenario gives a baseline T-score T0 for the site; otherwise the model's
 own baseline ``mean exp(m(0))`` after the population's simulated history (years since menopause etc.).
 
-What the model cannot project: there is no osteoclast-precursor pool, so stopping denosumab only lets its
-effect wane (turnover returns to the pre-treatment level); the observed rebound (CTX above baseline and rapid
-BMD loss after stopping) is not reproduced. Serum RANKL/OPG is a measurement layer that follows hormones
+What the default model cannot project: there is no osteoclast-precursor pool, so stopping denosumab only lets
+its effect wane (turnover returns to the pre-treatment level); the observed rebound (CTX above baseline and
+rapid BMD loss after stopping) is not reproduced. A fit of a precursor-pool variant (``k_Q``, ``eta_pool`` in
+the posterior; ``bonebayes.variants``) projects the rebound, and ``attrs["denosumab_rebound"]`` says which.
+Serum RANKL/OPG is a measurement layer that follows hormones
 only (drugs such as denosumab do not move it here). Fracture risk is not modelled.
 """
 
@@ -71,6 +73,11 @@ DENOSUMAB_REBOUND_NOTE = (
     "no denosumab rebound: the model has no osteoclast-precursor pool, so stopping denosumab only lets its "
     "effect wane back to pre-treatment turnover; the observed rebound (CTX above baseline, rapid BMD loss) "
     "is not reproduced (a model variant with a rebound is planned)"
+)
+REBOUND_MODELLED = "modelled (osteoclast-precursor pool variant)"
+REBOUND_NOTE = (
+    "denosumab rebound modelled: the fit has an osteoclast-precursor pool (rate k_Q, strength eta_pool) that "
+    "fills while denosumab acts and raises resorption after it wanes (CTX above baseline, BMD loss)"
 )
 GENERAL_NOTES: tuple[str, ...] = (
     "serum RANKL/OPG follows hormones only (measurement layer); drugs do not move it in this model",
@@ -359,6 +366,7 @@ def project_units(
             "study_effects_note": params.study_effects_note,
             "allow_prior": int(bool(allow_prior)),
             "prior_parameters": json.dumps(params.from_prior),
+            "denosumab_rebound": REBOUND_MODELLED if params.rebound else "not modelled",
             "hormones": json.dumps(list(sim.hormones)),
             "antiresorptives": json.dumps(list(sim.antiresorptives)),
             "anabolics": json.dumps(list(sim.anabolics)),
@@ -435,8 +443,9 @@ def project(
         seed=seed,
     )
     notes = list(GENERAL_NOTES)
+    rebound = ds.attrs.get("denosumab_rebound", "not modelled") == REBOUND_MODELLED
     if "denosumab" in scn.drugs():
-        notes.insert(0, DENOSUMAB_REBOUND_NOTE)
+        notes.insert(0, REBOUND_NOTE if rebound else DENOSUMAB_REBOUND_NOTE)
     if prov.get("sampler") == "mock":
         notes.insert(0, "the fit used the mock sampler: these are PRIOR draws, not a posterior")
     prior = json.loads(ds.attrs["prior_parameters"])
@@ -452,7 +461,7 @@ def project(
             "fit_created": str(prov.get("created", "")),
             "fit_data_hash": str(prov.get("data_hash", "")),
             "fit_draws_available": int(post.sizes.get("chain", 1) * post.sizes.get("draw", 1)),
-            "denosumab_rebound": "not modelled",
+            "denosumab_rebound": REBOUND_MODELLED if rebound else "not modelled",
             "notes": json.dumps(notes),
             "arm_notes": json.dumps({s.name: list(s.notes) for s in setups if s.notes}),
             "arm_populations": json.dumps(

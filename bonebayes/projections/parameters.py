@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from bonebayes.models.priors import HORMONE_MEANS, HORMONE_SDS, PRIORS, SITE_KM_MEANS
+from bonebayes.physiology.precursor import PrecursorPool, pool_mask
 from bonebayes.physiology.signalling import DrugEffects
 from bonebayes.physiology.simulate import PhysiologyParams
 from bonebayes.physiology.turnover import TurnoverRates
@@ -45,6 +46,7 @@ class DrawParameters:
     from_prior: list[str] = field(default_factory=list)  # parameters drawn from their priors
     study_effects: str = "new"
     study_effects_note: str = ""
+    rebound: bool = False  # the fit has the osteoclast-precursor pool (denosumab rebound variant)
 
 
 def stack_draws(posterior: xr.Dataset) -> xr.Dataset:
@@ -187,6 +189,11 @@ def physiology_draws(
     if missing and not allow_prior:
         raise ProjectionError(_missing_message(post, missing, explain_missing))
 
+    pool = None
+    rebound = "k_Q" in post and "eta_pool" in post  # precursor-pool variant (physiology.precursor)
+    if rebound and antiresorptives:
+        pool = PrecursorPool(_scalar(post, "k_Q"), _scalar(post, "eta_pool"), pool_mask(antiresorptives))
+
     mult, drift, note = _study_effects(post, study_effects, rng, D)
     k_M_eff = k_M * mult[:, None]
     params = PhysiologyParams(
@@ -197,9 +204,10 @@ def physiology_draws(
         TurnoverRates(k_C, k_B, k_M_eff, lam),
         alpha,
         kappa,
+        pool,
     )
     return DrawParameters(
-        params, coefs["g_rankl"] - coefs["g_opg"], drift, mult, from_prior, study_effects, note
+        params, coefs["g_rankl"] - coefs["g_opg"], drift, mult, from_prior, study_effects, note, rebound
     )
 
 
