@@ -116,3 +116,45 @@ def hdi_sorted(s: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
     lower = np.take_along_axis(s, lo_idx, axis=-1)[..., 0]
     upper = np.take_along_axis(s, lo_idx + inc, axis=-1)[..., 0]
     return lower, upper
+
+
+# --------------------------------------------------------------------------- model checking and comparison
+def loo(idata: Any, var_name: str | None = None) -> dict[str, Any]:
+    """PSIS-LOO of ``idata``'s log_likelihood group: elpd, se, p_loo and the pointwise values and Pareto k.
+
+    Returned as plain NumPy/float values (``elpd_i``, ``pareto_k``) so callers never touch ArviZ objects.
+    """
+    import warnings
+
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # high Pareto k is reported in the table instead
+        res = az.loo(idata, pointwise=True, var_name=var_name)
+    return {"elpd": float(res["elpd_loo"]), "se": float(res["se"]), "p_loo": float(res["p_loo"]),
+            "elpd_i": np.asarray(res["loo_i"]).ravel(), "pareto_k": np.asarray(res["pareto_k"]).ravel(),
+            "n_samples": int(res["n_samples"])}
+
+
+def psis_log_weights(log_lik: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PSIS-smoothed normalised log weights for leaving out each observation.
+
+    ``log_lik`` is (samples, observations); returns (log weights of the same shape, Pareto k per observation).
+    """
+    import warnings
+
+    import arviz as az
+
+    ll = xr.DataArray(np.asarray(log_lik, dtype=float).T, dims=("obs", "__sample__"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        lw, k = az.psislw(-ll)
+    return np.asarray(lw.transpose("__sample__", "obs").values), np.asarray(k.values)
+
+
+def with_log_likelihood(idata: Any, log_lik: xr.DataArray, name: str = "loglik") -> Any:
+    """A shallow copy of ``idata`` whose log_likelihood group holds one variable ``name`` (chain, draw, ...)."""
+    import arviz as az
+
+    post = idata.posterior
+    return az.InferenceData(posterior=post, log_likelihood=xr.Dataset({name: log_lik}))

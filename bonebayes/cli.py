@@ -800,6 +800,10 @@ def sweep(
         raise typer.Exit(EXIT_DIAGNOSTICS_FAILED)
 
 
+# compare, sbc, prior-check, ppc (bonebayes.cli_checks registers them on ``app``)
+from bonebayes import cli_checks as _cli_checks  # noqa: E402,F401
+
+
 def main() -> None:  # pragma: no cover - `python -m bonebayes.cli`
     app()
 

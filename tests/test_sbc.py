@@ -1,0 +1,105 @@
+"""Simulation-based calibration: ranks, uniformity tests, a resumable mock run, the sweep entry point, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bonebayes.checks import sbc as sbc_mod
+from bonebayes.checks.sbc import rank_of, rank_uniformity, run_sbc, summarise_sbc
+from bonebayes.cli import app
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fast_compile():
+    """Mock fits and predictive draws compile large graphs once each: skip PyTensor's C compilation here."""
+    import pytensor
+
+    with pytensor.config.change_flags(mode="FAST_COMPILE"):
+        yield
+
+
+def test_rank_of_counts_thinned_draws_below_the_truth() -> None:
+    draws = np.arange(1000, dtype=float)
+    assert rank_of(-1.0, draws, 99) == 0
+    assert rank_of(1e9, draws, 99) == 99
+    assert rank_of(500.0, draws, 99) in (49, 50)
+
+
+def test_uniformity_tests_accept_uniform_and_reject_peaked_ranks() -> None:
+    rng = np.random.default_rng(0)
+    uni = rank_uniformity(rng.integers(0, 100, 400), 99)
+    assert uni["chi2_pvalue"] > 0.01 and uni["ks_pvalue"] > 0.01 and uni["bins"] == 20
+    peaked = rank_uniformity(np.clip(rng.normal(50, 8, 400).round(), 0, 99), 99)  # posterior too wide
+    assert peaked["chi2_pvalue"] < 1e-6 and peaked["ks_pvalue"] < 1e-6
+    biased = rank_uniformity(rng.integers(0, 40, 400), 99)  # posterior biased upwards
+    assert biased["chi2_pvalue"] < 1e-6 and biased["mean_normalised_rank"] < 0.3
+
+
+def test_summarise_builds_ranks_table_and_figure() -> None:
+    rng = np.random.default_rng(1)
+    recs = [{"replicate": i, "seed": i, "ranks": {"a": int(rng.integers(0, 20)), "b[x]": int(rng.integers(0, 20))},
+             "wall_time_s": 1.0, "rhat_max": 1.0, "ess_bulk_min": 100.0, "divergences": 0} for i in range(30)]
+    res = summarise_sbc(recs, 19)
+    assert res.ranks.dims == ("replicate", "parameter") and res.ranks.shape == (30, 2)
+    assert list(res.table.index) == ["a", "b[x]"] and res.wall_time_s == 30.0
+    assert res.figure is not None
+
+
+def test_mock_sbc_run_is_resumable(tmp_path, monkeypatch) -> None:
+    res = run_sbc("individual", 2, draws=10, chains=2, sampler="mock", rank_draws=19, n_subjects=4,
+                  output=tmp_path)
+    assert res.ranks.sizes["replicate"] == 2
+    assert {"k_C", "k_M[lumbar_spine]", "tau_kM"} <= set(res.table.index)
+    assert res.ranks.min() >= 0 and res.ranks.max() <= 19
+    for name in ("ranks.csv", "uniformity.csv", "replicates.csv", "rank_histograms.png"):
+        assert (tmp_path / name).exists()
+    rec = json.loads((tmp_path / "replicates" / "rep_00001.json").read_text())
+    assert rec["request"]["variant"] == "individual" and rec["seed"] == 1
+
+    def refuse(*a, **k):  # finished replicates must not be refitted
+        raise AssertionError("replicate refitted")
+
+    monkeypatch.setattr(sbc_mod, "replicate_record", refuse)
+    again = run_sbc("individual", 2, draws=10, chains=2, sampler="mock", rank_draws=19, n_subjects=4,
+                    output=tmp_path)
+    np.testing.assert_array_equal(again.ranks.values, res.ranks.values)
+    with pytest.raises(AssertionError, match="refitted"):  # a changed request is not reused
+        run_sbc("individual", 2, draws=10, chains=2, sampler="mock", rank_draws=9, n_subjects=4,
+                output=tmp_path)
+
+
+def test_sweep_entry_point_and_summary(tmp_path, monkeypatch) -> None:
+    from bonebayes import sbc
+
+    calls = []
+    monkeypatch.setattr(sbc, "template_model", lambda model, n_subjects, seed: ("T", {}))
+
+    def fake(template, loq, replicate, seed, **kw):
+        calls.append((replicate, seed, kw["rank_draws"]))
+        return {"replicate": replicate, "seed": seed, "ranks": {"k_C": replicate}, "truth": {}, "rank_draws": 9,
+                "wall_time_s": 2.0, "rhat_max": 1.0, "ess_bulk_min": 50.0, "divergences": 0, "ok": True}
+
+    monkeypatch.setattr(sbc, "replicate_record", fake)
+    rec = sbc.run_replicate(replicate=3, seed=7, model="individual", rank_draws=9)
+    assert calls == [(3, 7, 9)] and rec["model"] == "individual"
+    for i in range(3):
+        (tmp_path / f"k{i}.json").write_text(json.dumps({"value": {**rec, "replicate": i}}))
+    (tmp_path / "summary.json").write_text("{}")
+    res = sbc.summarise_sweep(tmp_path)
+    assert res.ranks.sizes["replicate"] == 3 and res.rank_draws == 9
+    with pytest.raises(ValueError, match="no SBC replicate records"):
+        sbc.summarise_sweep(tmp_path / "empty")
+
+
+def test_cli_sbc_bad_input() -> None:
+    r = CliRunner().invoke(app, ["sbc", "--model", "nope", "--replicates", "2"])
+    assert r.exit_code == 1 and "unknown variant" in r.output
+    r = CliRunner().invoke(app, ["sbc", "--model", "individual", "--draws", "10", "--chains", "2",
+                                 "--rank-draws", "50"])
+    assert r.exit_code == 1 and "exceeds draws x chains" in r.output
+    r = CliRunner().invoke(app, ["sbc", "--model", "individual", "--replicates", "0"])
+    assert r.exit_code == 1
