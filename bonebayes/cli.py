@@ -637,7 +637,7 @@ def demo(
         help="Leave-one-study-out: refit without each of the N largest studies with BMD rows (0 = skip, "
              "-1 = every such study).", min=-1)] = 8,
     loso_draws: Annotated[int, typer.Option(
-        help="Draws (and tuning steps) per chain in each leave-one-study-out refit.", min=1)] = 500,
+        help="Draws (and tuning steps) per chain in each leave-one-study-out refit.", min=1)] = 250,
     progress: Annotated[bool, typer.Option(
         "--progress/--no-progress", help="Show the sampler's progress bar.")] = True,
     force: Annotated[bool, typer.Option(

@@ -132,7 +132,7 @@ def run_main_job(
     progress: bool = True,
     force: bool = False,
     loso: int | None = 8,
-    loso_draws: int = 500,
+    loso_draws: int = 250,
     log: Any = None,
 ) -> dict[str, Any]:
     """Fit the shipped published evidence, check it, and write results and a summary to ``out_dir``.
