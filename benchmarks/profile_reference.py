@@ -1,0 +1,101 @@
+"""Profile the reference model's log density + gradient: one evaluation's cost on each back-end.
+
+    python benchmarks/profile_reference.py [--subjects 500] [--repeats 200] [--json ...]
+
+Separates the two things that set ESS per second: the cost of one gradient (this script) and the number of
+gradients per effective draw (geometry and mass-matrix adaptation; ``bench_reference.py`` reports leapfrog
+steps per draw). Back-ends: JAX (what nutpie's default path and numpyro evaluate), PyTensor's C back-end
+(PyMC's NUTS), Stan (PyStan's ``grad_log_prob``, which adds a Python call per evaluation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "stan"))
+sys.path.insert(0, str(HERE))
+
+
+def _time(fn, repeats: int) -> float:  # noqa: ANN001
+    fn()
+    fn()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t) / repeats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--subjects", type=int, default=500)
+    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--no-stan", action="store_true")
+    ap.add_argument("--json", default=str(HERE / "results" / "profile_reference.json"))
+    a = ap.parse_args()
+    from bonebayes.inference import _one_xla_thread_per_chain
+
+    _one_xla_thread_per_chain()
+    from bench_reference import reference_model
+
+    model = reference_model(a.subjects)
+    m = model.model
+    ip = m.initial_point(random_seed=1)
+    n_params = int(sum(np.size(v) for v in ip.values()))
+    out = {"subjects": a.subjects, "observations": int(len(model.observations)), "parameters": n_params}
+    print(f"model: {out}", flush=True)
+
+    import jax
+    from pymc.sampling.jax import get_jaxified_logp
+
+    t = time.perf_counter()
+    logp_jax = get_jaxified_logp(m)
+    vg = jax.jit(jax.value_and_grad(lambda xs: logp_jax(xs)))
+    x = [jax.numpy.asarray(ip[v.name]) for v in m.value_vars]
+    jax.block_until_ready(vg(x))
+    out["jax_compile_s"] = time.perf_counter() - t
+    out["jax_logp_grad_ms"] = 1e3 * _time(lambda: jax.block_until_ready(vg(x)), a.repeats)
+    print(f"jax: compile {out['jax_compile_s']:.1f} s, logp+grad {out['jax_logp_grad_ms']:.3f} ms", flush=True)
+
+    t = time.perf_counter()
+    f = m.logp_dlogp_function(ravel_inputs=True)
+    f.set_extra_values({})
+    arr = np.concatenate([np.ravel(ip[v.name]) for v in m.value_vars])
+    f(arr)
+    out["pytensor_c_compile_s"] = time.perf_counter() - t
+    out["pytensor_c_logp_grad_ms"] = 1e3 * _time(lambda: f(arr), a.repeats)
+    print(f"pytensor C: compile {out['pytensor_c_compile_s']:.1f} s, logp+grad "
+          f"{out['pytensor_c_logp_grad_ms']:.3f} ms", flush=True)
+
+    if not a.no_stan:
+        try:
+            import stan
+
+            from export import STAN_FILE, stan_data, stan_point
+
+            t = time.perf_counter()
+            post = stan.build(STAN_FILE.read_text(), data=stan_data(model), random_seed=1)
+            out["stan_build_s"] = time.perf_counter() - t
+            print(f"stan: build {out['stan_build_s']:.1f} s", flush=True)
+            to_values = m.compile_fn(m.unobserved_value_vars, inputs=m.value_vars, on_unused_input="ignore")
+            vals = dict(zip([v.name for v in m.unobserved_value_vars], to_values(ip)))
+            u = post.unconstrain_pars(stan_point(model, vals))
+            out["stan_logp_grad_ms"] = 1e3 * _time(lambda: post.grad_log_prob(u), a.repeats)
+            out["stan_logp_ms"] = 1e3 * _time(lambda: post.log_prob(u), a.repeats)
+        except ImportError:
+            out["stan"] = "skipped: PyStan not installed"
+    for k, v in out.items():
+        print(f"{k:<26} {v:.4g}" if isinstance(v, float) else f"{k:<26} {v}")
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps(out, indent=2))
+    print(f"wrote {a.json}")
+
+
+if __name__ == "__main__":
+    main()
