@@ -104,19 +104,8 @@ def prior_posterior(draws: int, seed: int = 0):  # noqa: ANN201
         "tau_kM_study": pr("tau_kM_study"),
         "tau_drift": pr("tau_drift"),
     }
-    dims = {
-        "k_M": "site",
-        "lam": "site",
-        "gamma": "hormone",
-        "e_form": "hormone",
-        "g_rankl": "hormone",
-        "g_opg": "hormone",
-        "emax_res": "antiresorptive",
-        "ec50_res": "antiresorptive",
-        "ec50_ana": "anabolic",
-        "emax_ana": "anabolic",
-        "kappa_ana": "anabolic",
-    }
+    from bonebayes.projections.engine import PARAMETER_DIMS as dims
+
     return xr.Dataset(
         {k: (("chain", "draw") + ((dims[k],) if k in dims else ()), v) for k, v in d.items()},
         coords={

@@ -188,20 +188,8 @@ def prior_posterior(draws: int = 40, seed: int = 0) -> xr.Dataset:
         "tau_drift": pr("tau_drift"),
     }
     data["emax_ana"] = data["eref_ana"] * (1 + data["ec50_ana"])
-    dims = {
-        "k_M": "site",
-        "lam": "site",
-        "gamma": "hormone",
-        "e_form": "hormone",
-        "g_rankl": "hormone",
-        "g_opg": "hormone",
-        "emax_res": "antiresorptive",
-        "ec50_res": "antiresorptive",
-        "ec50_ana": "anabolic",
-        "eref_ana": "anabolic",
-        "kappa_ana": "anabolic",
-        "emax_ana": "anabolic",
-    }
+    from bonebayes.projections.engine import PARAMETER_DIMS as dims
+
     return xr.Dataset(
         {k: (("chain", "draw") + ((dims[k],) if k in dims else ()), v) for k, v in data.items()},
         coords={

@@ -113,6 +113,26 @@ def load_posterior(fit: Any) -> tuple[xr.Dataset, dict[str, Any], str]:
     return post, (json.loads(raw) if raw else {}), label
 
 
+PARAMETER_DIMS: dict[str, str] = {
+    "k_M": "site",
+    "lam": "site",
+    "gamma": "hormone",
+    "e_form": "hormone",
+    "g_rankl": "hormone",
+    "g_opg": "hormone",
+    "emax_res": "antiresorptive",
+    "ec50_res": "antiresorptive",
+    "emax_ana": "anabolic",
+    "ec50_ana": "anabolic",
+    "eref_ana": "anabolic",
+    "kappa_ana": "anabolic",
+    "z_kM_study": "study",
+    "z_drift_study": "study",
+    "beta_assay": "assay",
+}
+"""The coordinate of each vector-valued population parameter in a posterior."""
+
+
 def point_posterior(values: Mapping[str, Any], coords: Mapping[str, Sequence[str]]) -> xr.Dataset:
     """A one-draw posterior from fixed parameter values (e.g. for what-if projections and tests).
 
@@ -120,23 +140,7 @@ def point_posterior(values: Mapping[str, Any], coords: Mapping[str, Sequence[str
     name fit: ``k_M``/``lam`` use ``site``, hormone coefficients ``hormone``, ``*_res`` ``antiresorptive``,
     ``*_ana`` ``anabolic``, ``z_*_study`` ``study``, ``beta_assay`` ``assay``.
     """
-    dims = {
-        "k_M": "site",
-        "lam": "site",
-        "gamma": "hormone",
-        "e_form": "hormone",
-        "g_rankl": "hormone",
-        "g_opg": "hormone",
-        "emax_res": "antiresorptive",
-        "ec50_res": "antiresorptive",
-        "emax_ana": "anabolic",
-        "ec50_ana": "anabolic",
-        "eref_ana": "anabolic",
-        "kappa_ana": "anabolic",
-        "z_kM_study": "study",
-        "z_drift_study": "study",
-        "beta_assay": "assay",
-    }
+    dims = PARAMETER_DIMS
     data = {}
     for k, v in values.items():
         arr = np.asarray(v, dtype=float)
