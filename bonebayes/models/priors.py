@@ -197,6 +197,7 @@ def prior_table() -> list[dict[str, str]]:
     rows = []
     for name, p in PRIORS.items():
         spec = {"normal": f"Normal({p.a:.3g}, {p.b:.3g})", "lognormal": f"LogNormal({p.a:.3g}, {p.b:.3g})",
-                "halfnormal": f"HalfNormal({p.a:.3g})", "beta": f"Beta({p.a:.3g}, {p.b:.3g})"}[p.dist]
+                "halfnormal": f"HalfNormal({p.a:.3g})", "beta": f"Beta({p.a:.3g}, {p.b:.3g})",
+                "gamma": f"Gamma({p.a:.3g}, rate {p.b:.3g})"}[p.dist]
         rows.append({"parameter": name, "prior": spec, "unit": p.unit, "meaning": p.meaning, "why": p.why})
     return rows
