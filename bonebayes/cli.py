@@ -1,4 +1,4 @@
-"""Command-line interface: ``bonebayes simulate | fit | diagnose | summary | project | demo | sweep``.
+"""Command-line interface: ``bonebayes simulate | fit | diagnose | summary | project | demo | sweep | report``.
 
 Exit codes (every command):
 
@@ -800,8 +800,9 @@ def sweep(
         raise typer.Exit(EXIT_DIAGNOSTICS_FAILED)
 
 
-# compare, sbc, prior-check, ppc (bonebayes.cli_checks registers them on ``app``)
+# compare, sbc, prior-check, ppc (bonebayes.cli_checks registers them on ``app``); report (bonebayes.cli_report)
 from bonebayes import cli_checks as _cli_checks  # noqa: E402,F401
+from bonebayes import cli_report as _cli_report  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - `python -m bonebayes.cli`
