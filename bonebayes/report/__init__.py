@@ -10,7 +10,16 @@ configuration and ``data/analysis.toml`` for the shipped example.
 """
 
 from bonebayes.report.config import ReportConfig, ReportConfigError, config_from_text, load_config, shipped_config_path
-from bonebayes.report.render import SECTION_IDS, LogProgress, Progress, ReportResult, build_report
+from bonebayes.report.render import (
+    SECTION_IDS,
+    LogProgress,
+    Progress,
+    ReportResult,
+    build_context,
+    build_report,
+    render_html,
+    write_html,
+)
 
 __all__ = [
     "SECTION_IDS",
@@ -19,8 +28,11 @@ __all__ = [
     "ReportConfig",
     "ReportConfigError",
     "ReportResult",
+    "build_context",
     "build_report",
     "config_from_text",
     "load_config",
+    "render_html",
     "shipped_config_path",
+    "write_html",
 ]

@@ -128,6 +128,14 @@ def provenance_version(prov: dict[str, Any]) -> str:
     return next((r[1] for r in rows if r[0] == "bonebayes"), "")
 
 
+def write_html(context: dict[str, Any], path: str | Path) -> str:
+    """Render the context and write it atomically to ``path`` (the duration counts up to now); the HTML."""
+    context["provenance"]["seconds"] = time.perf_counter() - context["_t0"]
+    html = render_html(context)
+    write_text_atomic(html, path)
+    return html
+
+
 def build_report(cfg: ReportConfig, output: str | Path | None = None, *, command: str = "",
                  progress: Progress | None = None, sampler_progress: bool = False) -> ReportResult:
     """Build the report of ``cfg`` and write it atomically to ``output`` (default: the config's ``output``)."""
@@ -135,9 +143,7 @@ def build_report(cfg: ReportConfig, output: str | Path | None = None, *, command
     path = Path(output) if output is not None else cfg.resolve(cfg.output)
     ctx = build_context(cfg, command=command, progress=pr, sampler_progress=sampler_progress)
     with pr.step("rendering and writing the HTML"):
-        ctx["provenance"]["seconds"] = time.perf_counter() - ctx["_t0"]
-        html = render_html(ctx)
-        write_text_atomic(html, path)
+        html = write_html(ctx, path)
     pr.finish()
     info = ctx["_fit_info"]
     return ReportResult(path, html, bool(ctx["diagnostics"]["ok"]), ctx["provenance"]["seconds"], info.reused,
