@@ -28,7 +28,10 @@ demo: venv
 	$(VENV)/bin/bonebayes demo --out results $(DEMO_ARGS)
 
 # Fast tests first (exit code 5 = none collected is fine), then the slow real-MCMC tests; both must pass.
+# scripts/ensure_chromium.sh installs Chromium for the report's browser test where it can (root + apt-get);
+# elsewhere it does nothing and that test is skipped (set BONEBAYES_REQUIRE_BROWSER=1 to make it fail instead).
 test: venv
+	-@scripts/ensure_chromium.sh
 	$(PY) -m pytest -q -m "not slow" || [ $$? -eq 5 ]
 	$(PY) -m pytest -q -m slow
 
