@@ -53,7 +53,7 @@ def _rich_progress() -> Any:
 
         def start(self, total: int) -> None:
             self.bar.start()
-            self.task = self.bar.add_task("report", total=total + 1)
+            self.task = self.bar.add_task("report", total=total)
 
         @contextmanager
         def step(self, name: str) -> Iterator[None]:
@@ -122,6 +122,8 @@ def report(
     except (ScenarioError, ProjectionError, FileNotFoundError, ReportConfigError) as e:
         progress.finish()
         _fail(str(e))
+    finally:
+        progress.finish()  # idempotent: leaves the terminal clean whatever happened
     out.print(f"[green]Wrote[/] {escape(str(result.path))} ({result.path.stat().st_size / 1e6:.1f} MB, "
               f"{result.seconds:.1f} s{'; reused the fit' if result.fit_reused else ''})", soft_wrap=True)
     if not result.ok:

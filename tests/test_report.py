@@ -371,6 +371,23 @@ def test_cli_config_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "r.html").exists()
 
 
+def test_cli_help_and_bad_data(tiny_cohort_dir: Path, tmp_path: Path) -> None:
+    assert "self-contained HTML report" in invoke(["report", "--help"], 0).output
+    lines = (tiny_cohort_dir / "observations.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[5].split(",")
+    row[header.index("time_months")] = "-3"  # data row 5 = file line 6
+    (tmp_path / "obs.csv").write_text("\n".join([*lines[:5], ",".join(row), *lines[6:]]) + "\n")
+    (tmp_path / "a.toml").write_text(f'[data]\nkind = "individual"\nobservations = "obs.csv"\n'
+                                     f'exposures = "{tiny_cohort_dir / "exposures.csv"}"\n')
+    r = invoke(["report", "--config", tmp_path / "a.toml", "--quiet"], EXIT_BAD_INPUT)
+    assert "obs.csv" in r.stderr and "row 5" in r.stderr and "line 6" in r.stderr and "time_months" in r.stderr
+    (tmp_path / "b.toml").write_text('[data]\nkind = "individual"\nobservations = "nope.csv"\nexposures = "x.csv"\n')
+    r = invoke(["report", "--config", tmp_path / "b.toml", "--quiet"], EXIT_BAD_INPUT)
+    assert "data file not found" in r.stderr and "nope.csv" in r.stderr
+    assert not (tmp_path / "report.html").exists()
+
+
 def test_shipped_example_config() -> None:
     """data/analysis.toml is package data, is the default, and describes the main job's analysis."""
     from importlib import resources
@@ -452,6 +469,7 @@ allow_prior = true               # the tiny cohort has no femoral-neck BMD
 
 
 @pytest.mark.slow  # a mock fit plus three PyMC compilations: about a minute on 2 shared cores
+@pytest.mark.filterwarnings("ignore::bonebayes.inference.DiagnosticsWarning")  # prior draws fail the gate
 def test_individual_report_fits_when_no_fit_exists(tmp_path: Path, _fast_compile: None) -> None:
     """No fit at [fit] path: the model is fitted (mock sampler) and saved, and the report says so; a VPC
     replaces the observed-vs-predicted plot; the comparison reuses the report's own fit."""

@@ -114,7 +114,7 @@ class DataSection(_Strict):
             elif self.synthetic is None and not all(tables):
                 missing = "exposures" if tables[0] else "observations"
                 problems.append(f"data.{missing}|kind = 'individual' needs observations and exposures "
-                                "(CSV paths) or synthetic = {{ n_subjects = ..., n_cohorts = ..., seed = ... }}")
+                                "(CSV paths) or synthetic = { n_subjects = ..., n_cohorts = ..., seed = ... }")
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -210,7 +210,7 @@ class ReportConfig(_Strict):
                 problems.append(f"model.variant|unknown variant {self.model.variant!r}; registered: "
                                 f"{', '.join(n for n, x in VARIANTS.items() if x.kind == kind)}")
             elif v.kind != kind:
-                problems.append(f"model.variant|{self.model.variant!r} is a {v.kind} variant but data.kind is "
+                problems.append(f"model.variant|{self.model.variant!r} is for {v.kind} data but data.kind is "
                                 f"{kind!r}; allowed: {', '.join(n for n, x in VARIANTS.items() if x.kind == kind)}")
         else:
             self.model.variant = DEFAULT_VARIANT[kind]
@@ -220,8 +220,9 @@ class ReportConfig(_Strict):
             for i, name in enumerate(self.compare.variants):
                 v = VARIANTS.get(name)
                 if v is None or v.kind != kind:
-                    what = "unknown variant" if v is None else f"a {v.kind} variant (data.kind is {kind!r})"
-                    problems.append(f"compare.variants[{i}]|{what}: {name!r}; allowed: "
+                    what = (f"unknown variant {name!r}" if v is None
+                            else f"{name!r} is for {v.kind} data but data.kind is {kind!r}")
+                    problems.append(f"compare.variants[{i}]|{what}; allowed: "
                                     f"{', '.join(n for n, x in VARIANTS.items() if x.kind == kind)}")
             if len(set(self.compare.variants)) != len(self.compare.variants):
                 problems.append("compare.variants|duplicate variant names")
