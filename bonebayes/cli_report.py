@@ -37,7 +37,14 @@ def _command_line() -> str:
 def _rich_progress() -> Any:
     """Report progress on stderr: a bar with the current step and elapsed time on a terminal, plain lines
     otherwise (logs, CI)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from bonebayes.report import LogProgress
     from bonebayes.report import Progress as Base
@@ -47,8 +54,15 @@ def _rich_progress() -> Any:
 
     class RichProgress(Base):
         def __init__(self) -> None:
-            self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), console=err, transient=False)
+            self.bar = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=False,
+            )
             self.task: Any = None
 
         def start(self, total: int) -> None:
@@ -61,8 +75,9 @@ def _rich_progress() -> Any:
             self.bar.update(self.task, description=escape(name))
             yield
             self.bar.advance(self.task)
-            self.bar.console.print(f"[green]done[/] {escape(name)} ({time.perf_counter() - t:.1f} s)",
-                                   soft_wrap=True)
+            self.bar.console.print(
+                f"[green]done[/] {escape(name)} ({time.perf_counter() - t:.1f} s)", soft_wrap=True
+            )
 
         def note(self, message: str) -> None:
             self.bar.console.print(escape(message), soft_wrap=True)
@@ -75,14 +90,28 @@ def _rich_progress() -> Any:
 
 @app.command()
 def report(
-    config: Annotated[Path | None, typer.Option(
-        "--config", help="Report configuration (TOML): data, model variant, fit (reused when it matches), checks, "
-                         "comparison and projections. Default: the shipped example data/analysis.toml (the main "
-                         "job's analysis).", show_default=False)] = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", help="HTML file to write (atomically; replaced if it exists). Default: the configuration's "
-                         "`output` key.", show_default=False)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output (errors still print).")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Report configuration (TOML): data, model variant, fit (reused when it matches), checks, "
+            "comparison and projections. Default: the shipped example data/analysis.toml (the main "
+            "job's analysis).",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            help="HTML file to write (atomically; replaced if it exists). Default: the configuration's "
+            "`output` key.",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress output (errors still print).")
+    ] = False,
 ) -> None:
     """Build one self-contained HTML report: data summary, model equations and priors, convergence
     diagnostics, posterior predictive checks, model comparison, treatment projections and provenance.
@@ -112,7 +141,9 @@ def report(
     os.environ.setdefault("MPLBACKEND", "Agg")  # files only: no window system needed
     progress = Progress() if quiet else _rich_progress()
     if not quiet:
-        err.print(f"Building the report of {escape(cfg.source)} into {escape(str(target))}...", soft_wrap=True)
+        err.print(
+            f"Building the report of {escape(cfg.source)} into {escape(str(target))}...", soft_wrap=True
+        )
     try:
         with _quiet_diagnostics_warning():
             result = build_report(cfg, target, command=_command_line(), progress=progress)
@@ -124,8 +155,11 @@ def report(
         _fail(str(e))
     finally:
         progress.finish()  # idempotent: leaves the terminal clean whatever happened
-    out.print(f"[green]Wrote[/] {escape(str(result.path))} ({result.path.stat().st_size / 1e6:.1f} MB, "
-              f"{result.seconds:.1f} s{'; reused the fit' if result.fit_reused else ''})", soft_wrap=True)
+    out.print(
+        f"[green]Wrote[/] {escape(str(result.path))} ({result.path.stat().st_size / 1e6:.1f} MB, "
+        f"{result.seconds:.1f} s{'; reused the fit' if result.fit_reused else ''})",
+        soft_wrap=True,
+    )
     if not result.ok:
         _gate_failed_warning(result.fit_path, result.sampler)
         raise typer.Exit(EXIT_DIAGNOSTICS_FAILED)

@@ -34,8 +34,15 @@ from bonebayes.report import (
 
 runner = CliRunner()
 CHROMIUM = os.environ.get("BONEBAYES_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def invoke(args: list, expect: int):  # noqa: ANN201
@@ -61,23 +68,67 @@ def standin_published_fit(path: Path, chains: int = 2, draws: int = 20, seed: in
     d = model.data
     rng = np.random.default_rng(seed)
     n = (chains, draws)
-    coords = {"site": list(d.sites), "hormone": list(d.hormones), "antiresorptive": list(d.schedule.antiresorptives),
-              "anabolic": list(d.schedule.anabolics), "study": list(d.studies), "assay": list(d.assays),
-              "level_group": list(d.groups), "pub_row": list(range(d.n_rows))}
-    dims = {"k_M": "site", "lam": "site", "gamma": "hormone", "e_form": "hormone", "g_rankl": "hormone",
-            "g_opg": "hormone", "emax_res": "antiresorptive", "ec50_res": "antiresorptive", "eref_ana": "anabolic",
-            "ec50_ana": "anabolic", "kappa_ana": "anabolic", "emax_ana": "anabolic", "z_kM_study": "study",
-            "z_drift_study": "study", "beta_assay": "assay", "a_level": "level_group", "pub_pred": "pub_row",
-            "pub_sd": "pub_row"}
+    coords = {
+        "site": list(d.sites),
+        "hormone": list(d.hormones),
+        "antiresorptive": list(d.schedule.antiresorptives),
+        "anabolic": list(d.schedule.anabolics),
+        "study": list(d.studies),
+        "assay": list(d.assays),
+        "level_group": list(d.groups),
+        "pub_row": list(range(d.n_rows)),
+    }
+    dims = {
+        "k_M": "site",
+        "lam": "site",
+        "gamma": "hormone",
+        "e_form": "hormone",
+        "g_rankl": "hormone",
+        "g_opg": "hormone",
+        "emax_res": "antiresorptive",
+        "ec50_res": "antiresorptive",
+        "eref_ana": "anabolic",
+        "ec50_ana": "anabolic",
+        "kappa_ana": "anabolic",
+        "emax_ana": "anabolic",
+        "z_kM_study": "study",
+        "z_drift_study": "study",
+        "beta_assay": "assay",
+        "a_level": "level_group",
+        "pub_pred": "pub_row",
+        "pub_sd": "pub_row",
+    }
     post: dict[str, np.ndarray] = {}
-    for name in ("k_C", "k_B", "k_M", "lam", "gamma", "e_form", "g_rankl", "g_opg", "emax_res", "ec50_res",
-                 "eref_ana", "ec50_ana", "kappa_ana", "tau_kM_study", "tau_drift", "beta_assay", "omega_bmd",
-                 "omega_marker", "omega_level", "s_bmd", "s_marker", "a_level"):
+    for name in (
+        "k_C",
+        "k_B",
+        "k_M",
+        "lam",
+        "gamma",
+        "e_form",
+        "g_rankl",
+        "g_opg",
+        "emax_res",
+        "ec50_res",
+        "eref_ana",
+        "ec50_ana",
+        "kappa_ana",
+        "tau_kM_study",
+        "tau_drift",
+        "beta_assay",
+        "omega_bmd",
+        "omega_marker",
+        "omega_level",
+        "s_bmd",
+        "s_marker",
+        "a_level",
+    ):
         p = PRIORS[name]
         k = len(coords[dims[name]]) if name in dims else None
         if name in HORMONE_MEANS:
-            post[name] = np.stack([type(p)(p.dist, HORMONE_MEANS[name][h], p.b).sample(rng, n)
-                                   for h in d.hormones], axis=-1)
+            post[name] = np.stack(
+                [type(p)(p.dist, HORMONE_MEANS[name][h], p.b).sample(rng, n) for h in d.hormones], axis=-1
+            )
         else:
             post[name] = p.sample(rng, n if k is None else (*n, k))
     post["emax_ana"] = post["eref_ana"] * (1 + post["ec50_ana"])
@@ -88,13 +139,30 @@ def standin_published_fit(path: Path, chains: int = 2, draws: int = 20, seed: in
     post["pub_sd"] = np.broadcast_to(sd, (*n, d.n_rows)) * rng.uniform(0.9, 1.1, (*n, 1))
     post["pub_pred"] = d.y + 0.7 * sd * rng.standard_normal((*n, d.n_rows))
     idata = _arviz.from_dict(
-        posterior=post, coords=coords, dims={k: [v] for k, v in dims.items() if k in post},
-        sample_stats={"diverging": np.zeros(n, bool), "energy": rng.standard_normal(n),
-                      "n_steps": np.full(n, 7)})
-    prov = {"config": model.config.model_dump(mode="json"), "data_hash": model.data_hash(), "seed": seed,
-            "sampler": "mock", "draws": draws, "tune": 0, "chains": chains, "wall_time_s": None,
-            "versions": package_versions(), "command": "tests/test_report.py (stand-in fit)", "created": "test",
-            "model": "published", "population_vars": model.population_vars()}
+        posterior=post,
+        coords=coords,
+        dims={k: [v] for k, v in dims.items() if k in post},
+        sample_stats={
+            "diverging": np.zeros(n, bool),
+            "energy": rng.standard_normal(n),
+            "n_steps": np.full(n, 7),
+        },
+    )
+    prov = {
+        "config": model.config.model_dump(mode="json"),
+        "data_hash": model.data_hash(),
+        "seed": seed,
+        "sampler": "mock",
+        "draws": draws,
+        "tune": 0,
+        "chains": chains,
+        "wall_time_s": None,
+        "versions": package_versions(),
+        "command": "tests/test_report.py (stand-in fit)",
+        "created": "test",
+        "model": "published",
+        "population_vars": model.population_vars(),
+    }
     return Fit(idata=idata, provenance=prov).save(path)
 
 
@@ -136,7 +204,7 @@ endpoints = ["ctx"]
 
 @pytest.fixture(scope="module")
 def published_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with the stand-in fit, analysis.toml (paths relative to it) and one report built by the CLI."""
+    """A folder with the stand-in fit, analysis.toml (paths relative to it) and a report built by the CLI."""
     d = tmp_path_factory.mktemp("report_published")
     standin_published_fit(d / "fit.nc")
     (d / "analysis.toml").write_text(PUBLISHED_CONFIG)
@@ -282,8 +350,9 @@ def test_write_is_atomic(published_dir: Path, rebuilt: dict, monkeypatch: pytest
     assert target.read_text(encoding="utf-8") == html and html.startswith("<!DOCTYPE html>")
 
 
-def test_compare_section_runs_the_configured_variants(published_dir: Path, rebuilt: dict,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compare_section_runs_the_configured_variants(
+    published_dir: Path, rebuilt: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """compare.enabled: the variants are passed to compare_variants with the configured settings, the
     report's own fit stands for its variant (copied into compare.output), and the table is rendered."""
     import pandas as pd
@@ -296,19 +365,40 @@ def test_compare_section_runs_the_configured_variants(published_dir: Path, rebui
 
     def fake_compare(data, variants, **kw):  # noqa: ANN001, ANN003, ANN202
         calls.update(kw, variants=list(variants), kind=data.kind)
-        table = pd.DataFrame({"variant": list(variants), "method": "kfold5", "elpd": [-160.0, -170.5],
-                              "se": [14.0, 15.0], "elpd_diff": [0.0, 10.5], "se_diff": [0.0, 3.1],
-                              "weight": [0.9, 0.1], "elpd_loo": [-166.1, -171.0], "p_loo": [47.6, 50.2],
-                              "k_good": [58, 57], "k_ok": [11, 12], "k_bad": [10, 10], "k_max": [1.02, 1.1],
-                              "converged": [True, True], "rhat_max": [1.004, 1.006], "divergences": [0, 0],
-                              "wall_time_s": [1530.8, 1720.2],
-                              "description": ["the default model", "osteoclast-precursor pool"]})
+        table = pd.DataFrame(
+            {
+                "variant": list(variants),
+                "method": "kfold5",
+                "elpd": [-160.0, -170.5],
+                "se": [14.0, 15.0],
+                "elpd_diff": [0.0, 10.5],
+                "se_diff": [0.0, 3.1],
+                "weight": [0.9, 0.1],
+                "elpd_loo": [-166.1, -171.0],
+                "p_loo": [47.6, 50.2],
+                "k_good": [58, 57],
+                "k_ok": [11, 12],
+                "k_bad": [10, 10],
+                "k_max": [1.02, 1.1],
+                "converged": [True, True],
+                "rhat_max": [1.004, 1.006],
+                "divergences": [0, 0],
+                "wall_time_s": [1530.8, 1720.2],
+                "description": ["the default model", "osteoclast-precursor pool"],
+            }
+        )
         return compare_mod.Comparison(table.set_index("variant"), {}, "kfold5", [["A"], ["B"]], data.label)
 
     monkeypatch.setattr(compare_mod, "compare_variants", fake_compare)
-    text = (published_dir / "analysis.toml").read_text().replace(
-        '[compare]\nenabled = false\nreason = "skipped in the tests: variants would need refits"',
-        '[compare]\nenabled = true\nvariants = ["published", "published_rebound"]\nkfold = 5\noutput = "cmp"')
+    text = (
+        (published_dir / "analysis.toml")
+        .read_text()
+        .replace(
+            '[compare]\nenabled = false\nreason = "skipped in the tests: variants would need refits"',
+            '[compare]\nenabled = true\nvariants = ["published", "published_rebound"]\n'
+            'kfold = 5\noutput = "cmp"',
+        )
+    )
     cfg = config_from_text(text, "cmp.toml", published_dir)
     inputs = S.load_inputs(cfg)
     fit = Fit.load(published_dir / "fit.nc")
@@ -317,7 +407,13 @@ def test_compare_section_runs_the_configured_variants(published_dir: Path, rebui
     sec = S.compare_section(cfg, inputs, fit, info, S.pointwise_loglik(inputs, fit), notes.append)
     assert calls["variants"] == ["published", "published_rebound"] and calls["kind"] == "published"
     assert {k: calls[k] for k in ("draws", "tune", "chains", "seed", "sampler", "kfold")} == {
-        "draws": 20, "tune": 0, "chains": 2, "seed": 1, "sampler": "mock", "kfold": 5}
+        "draws": 20,
+        "tune": 0,
+        "chains": 2,
+        "seed": 1,
+        "sampler": "mock",
+        "kfold": 5,
+    }
     assert (published_dir / "cmp" / "published.nc").read_bytes() == (published_dir / "fit.nc").read_bytes()
     assert notes and "is used for published" in notes[0]
     html = render_html({**rebuilt, "comparison": sec})
@@ -335,11 +431,18 @@ BAD_CONFIGS = [
     ('[data]\nkind = "individual"', "data.observations", "synthetic"),
     ('[data]\nkind = "individual"\nsynthetic = { n_subjects = 1 }', "data.synthetic.n_subjects", "2"),
     ('[model]\nvariant = "individual"', "model.variant", "published_rebound"),
-    ('[compare]\nenabled = true\nvariants = ["published", "individual"]', "compare.variants[1]", "published_pooled"),
+    (
+        '[compare]\nenabled = true\nvariants = ["published", "individual"]',
+        "compare.variants[1]",
+        "published_pooled",
+    ),
     ('[[projections]]\nscenario = "no_such_scenario"', "projections[0].scenario", "denosumab_vs_placebo"),
-    ('[[projections]]\nscenario = "denosumab_vs_placebo"\nendpoints = ["bone"]', "projections[0].endpoints",
-     "allowed: bmd"),
-    ('[[projections]]\ndraws = 10', "projections[0].scenario", "required key is missing"),
+    (
+        '[[projections]]\nscenario = "denosumab_vs_placebo"\nendpoints = ["bone"]',
+        "projections[0].endpoints",
+        "allowed: bmd",
+    ),
+    ("[[projections]]\ndraws = 10", "projections[0].scenario", "required key is missing"),
     ("[fit\ndraws = 1", "(top level)", "invalid TOML"),
 ]
 
@@ -353,9 +456,11 @@ def test_bad_config_names_the_key_path(text: str, where: str, allowed: str) -> N
 
 
 def test_bad_scenario_file_is_reported_with_its_own_key_path(tmp_path: Path) -> None:
-    (tmp_path / "scn.toml").write_text('name = "x"\npopulation = "postmenopausal"\ntimes_months = [0, 12]\n'
-                                       '[arms.a]\nregimen = [ { drug = "denosumab", dose = 60, unit = "mg", '
-                                       'every_months = -6 } ]\n')
+    (tmp_path / "scn.toml").write_text(
+        'name = "x"\npopulation = "postmenopausal"\ntimes_months = [0, 12]\n'
+        '[arms.a]\nregimen = [ { drug = "denosumab", dose = 60, unit = "mg", '
+        "every_months = -6 } ]\n"
+    )
     with pytest.raises(ReportConfigError) as e:
         config_from_text('[[projections]]\nscenario = "scn.toml"', "cfg.toml", tmp_path)
     assert "projections[0].scenario" in str(e.value) and "every_months" in str(e.value)
@@ -378,11 +483,17 @@ def test_cli_help_and_bad_data(tiny_cohort_dir: Path, tmp_path: Path) -> None:
     row = lines[5].split(",")
     row[header.index("time_months")] = "-3"  # data row 5 = file line 6
     (tmp_path / "obs.csv").write_text("\n".join([*lines[:5], ",".join(row), *lines[6:]]) + "\n")
-    (tmp_path / "a.toml").write_text(f'[data]\nkind = "individual"\nobservations = "obs.csv"\n'
-                                     f'exposures = "{tiny_cohort_dir / "exposures.csv"}"\n')
+    (tmp_path / "a.toml").write_text(
+        f'[data]\nkind = "individual"\nobservations = "obs.csv"\n'
+        f'exposures = "{tiny_cohort_dir / "exposures.csv"}"\n'
+    )
     r = invoke(["report", "--config", tmp_path / "a.toml", "--quiet"], EXIT_BAD_INPUT)
-    assert "obs.csv" in r.stderr and "row 5" in r.stderr and "line 6" in r.stderr and "time_months" in r.stderr
-    (tmp_path / "b.toml").write_text('[data]\nkind = "individual"\nobservations = "nope.csv"\nexposures = "x.csv"\n')
+    assert (
+        "obs.csv" in r.stderr and "row 5" in r.stderr and "line 6" in r.stderr and "time_months" in r.stderr
+    )
+    (tmp_path / "b.toml").write_text(
+        '[data]\nkind = "individual"\nobservations = "nope.csv"\nexposures = "x.csv"\n'
+    )
     r = invoke(["report", "--config", tmp_path / "b.toml", "--quiet"], EXIT_BAD_INPUT)
     assert "data file not found" in r.stderr and "nope.csv" in r.stderr
     assert not (tmp_path / "report.html").exists()
@@ -400,15 +511,21 @@ def test_shipped_example_config() -> None:
     assert cfg.paths_relative_to == "cwd" and cfg.resolve(cfg.fit.path) == Path("results/fit.nc")
     assert cfg.fit.request() == {"seed": 1, "sampler": "nutpie", "draws": 1000, "tune": 1000, "chains": 4}
     assert not cfg.compare.enabled and "K-fold" in cfg.compare.reason
-    assert [p.scenario for p in cfg.projections] == ["denosumab_vs_placebo", "five_regimens_vs_placebo",
-                                                    "stopping_denosumab"]
-    # the same request as `bonebayes demo` (its defaults), so the main job's fit is reused
-    import inspect
+    assert [p.scenario for p in cfg.projections] == [
+        "denosumab_vs_placebo",
+        "five_regimens_vs_placebo",
+        "stopping_denosumab",
+    ]
+    # the same request as `bonebayes demo` (its option defaults), so the main job's fit is reused. Read from
+    # the CLI, not by importing bonebayes.pipeline: test_cli swaps that module in and needs it unimported.
+    import typer
 
-    from bonebayes.pipeline import run_main_job
-
-    defaults = {k: v.default for k, v in inspect.signature(run_main_job).parameters.items()}
-    assert all(defaults[k] == v for k, v in cfg.fit.request().items())
+    demo = typer.main.get_command(app).commands["demo"]
+    defaults = {p.name: p.default for p in demo.params}
+    assert {k: defaults[k] for k in ("seed", "draws", "tune", "chains")} == {
+        k: v for k, v in cfg.fit.request().items() if k != "sampler"
+    }
+    assert str(getattr(defaults["sampler"], "value", defaults["sampler"])) == cfg.fit.sampler
 
 
 def test_relative_paths_follow_the_config_file(tmp_path: Path) -> None:
@@ -498,8 +615,9 @@ def chromium() -> str:
     require = os.environ.get("BONEBAYES_REQUIRE_BROWSER") == "1"
     problem = None
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
-        problem = (f"{CHROMIUM} not found: run scripts/ensure_chromium.sh (root + apt-get) or set "
-                   "BONEBAYES_CHROMIUM")
+        problem = (
+            f"{CHROMIUM} not found: run scripts/ensure_chromium.sh (root + apt-get) or set BONEBAYES_CHROMIUM"
+        )
     else:
         try:
             import playwright.sync_api  # noqa: F401
@@ -529,7 +647,9 @@ IMAGE_CHECK_JS = """
   ctx.drawImage(img, 0, 0);
   const px = ctx.getImageData(0, 0, c.width, c.height).data;
   let n = 0, s = 0, s2 = 0;
-  for (let i = 0; i < px.length; i += 4 * 7) { const v = (px[i] + px[i + 1] + px[i + 2]) / 3; n++; s += v; s2 += v * v; }
+  for (let i = 0; i < px.length; i += 4 * 7) {
+    const v = (px[i] + px[i + 1] + px[i + 2]) / 3; n++; s += v; s2 += v * v;
+  }
   out.sd = Math.sqrt(Math.max(s2 / n - (s / n) ** 2, 0));
   return out;
 })
@@ -560,8 +680,9 @@ def test_report_in_headless_chromium(chromium: str, published_dir: Path, tmp_pat
         finally:
             browser.close()
     assert not errors, errors
-    assert all(u.startswith(("file:", "data:")) for u in requests), [u for u in requests
-                                                                    if not u.startswith(("file:", "data:"))]
+    assert all(u.startswith(("file:", "data:")) for u in requests), [
+        u for u in requests if not u.startswith(("file:", "data:"))
+    ]
     assert title.startswith("test report")
     assert len(images) >= 6
     for img in images:

@@ -9,7 +9,13 @@ model comparison, treatment projections and provenance. See :mod:`bonebayes.repo
 configuration and ``data/analysis.toml`` for the shipped example.
 """
 
-from bonebayes.report.config import ReportConfig, ReportConfigError, config_from_text, load_config, shipped_config_path
+from bonebayes.report.config import (
+    ReportConfig,
+    ReportConfigError,
+    config_from_text,
+    load_config,
+    shipped_config_path,
+)
 from bonebayes.report.render import (
     SECTION_IDS,
     LogProgress,

@@ -1,4 +1,4 @@
-"""The report configuration (``analysis.toml``): what to fit or reuse, which checks, comparisons and projections.
+"""The report configuration (``analysis.toml``): what to fit or reuse, the checks, comparison and projections.
 
 ```toml
 title = "Published evidence, default model"      # optional
@@ -72,8 +72,11 @@ class ReportConfigError(ValueError):
         self.problems = problems
         self.source = source
         lines = [f"{path or '(top level)'}: {msg}" for path, msg in problems]
-        head = (f"{source}: {lines[0]}" if len(lines) == 1
-                else f"{source}: {len(lines)} problems:\n  " + "\n  ".join(lines))
+        head = (
+            f"{source}: {lines[0]}"
+            if len(lines) == 1
+            else f"{source}: {len(lines)} problems:\n  " + "\n  ".join(lines)
+        )
         super().__init__(head)
 
 
@@ -113,8 +116,10 @@ class DataSection(_Strict):
                 problems.append("data.synthetic|give either synthetic or observations + exposures, not both")
             elif self.synthetic is None and not all(tables):
                 missing = "exposures" if tables[0] else "observations"
-                problems.append(f"data.{missing}|kind = 'individual' needs observations and exposures "
-                                "(CSV paths) or synthetic = { n_subjects = ..., n_cohorts = ..., seed = ... }")
+                problems.append(
+                    f"data.{missing}|kind = 'individual' needs observations and exposures "
+                    "(CSV paths) or synthetic = { n_subjects = ..., n_cohorts = ..., seed = ... }"
+                )
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -135,8 +140,13 @@ class FitSection(_Strict):
 
     def request(self) -> dict[str, Any]:
         """The settings a reusable fit must match (as stored in its provenance)."""
-        return {"seed": self.seed, "sampler": self.sampler, "draws": self.draws, "tune": self.tune,
-                "chains": self.chains}
+        return {
+            "seed": self.seed,
+            "sampler": self.sampler,
+            "draws": self.draws,
+            "tune": self.tune,
+            "chains": self.chains,
+        }
 
 
 class ChecksSection(_Strict):
@@ -174,7 +184,9 @@ class ProjectionSection(_Strict):
         plotted = [e for e in ENDPOINTS if e != "p_osteoporosis"]
         bad = [e for e in v if e not in plotted]
         if bad:
-            raise ValueError(f"unknown endpoint(s) {', '.join(map(repr, bad))}; allowed: {', '.join(plotted)}")
+            raise ValueError(
+                f"unknown endpoint(s) {', '.join(map(repr, bad))}; allowed: {', '.join(plotted)}"
+            )
         if not v:
             raise ValueError(f"give at least one endpoint; allowed: {', '.join(plotted)}")
         return list(dict.fromkeys(v))
@@ -207,11 +219,15 @@ class ReportConfig(_Strict):
         if self.model.variant is not None:
             v = VARIANTS.get(self.model.variant)
             if v is None:
-                problems.append(f"model.variant|unknown variant {self.model.variant!r}; registered: "
-                                f"{', '.join(n for n, x in VARIANTS.items() if x.kind == kind)}")
+                problems.append(
+                    f"model.variant|unknown variant {self.model.variant!r}; registered: "
+                    f"{', '.join(n for n, x in VARIANTS.items() if x.kind == kind)}"
+                )
             elif v.kind != kind:
-                problems.append(f"model.variant|{self.model.variant!r} is for {v.kind} data but data.kind is "
-                                f"{kind!r}; allowed: {', '.join(n for n, x in VARIANTS.items() if x.kind == kind)}")
+                problems.append(
+                    f"model.variant|{self.model.variant!r} is for {v.kind} data but data.kind is "
+                    f"{kind!r}; allowed: {', '.join(n for n, x in VARIANTS.items() if x.kind == kind)}"
+                )
         else:
             self.model.variant = DEFAULT_VARIANT[kind]
         if self.compare.enabled:
@@ -220,10 +236,15 @@ class ReportConfig(_Strict):
             for i, name in enumerate(self.compare.variants):
                 v = VARIANTS.get(name)
                 if v is None or v.kind != kind:
-                    what = (f"unknown variant {name!r}" if v is None
-                            else f"{name!r} is for {v.kind} data but data.kind is {kind!r}")
-                    problems.append(f"compare.variants[{i}]|{what}; allowed: "
-                                    f"{', '.join(n for n, x in VARIANTS.items() if x.kind == kind)}")
+                    what = (
+                        f"unknown variant {name!r}"
+                        if v is None
+                        else f"{name!r} is for {v.kind} data but data.kind is {kind!r}"
+                    )
+                    problems.append(
+                        f"compare.variants[{i}]|{what}; allowed: "
+                        f"{', '.join(n for n, x in VARIANTS.items() if x.kind == kind)}"
+                    )
             if len(set(self.compare.variants)) != len(self.compare.variants):
                 problems.append("compare.variants|duplicate variant names")
         elif not self.compare.reason.strip():
@@ -246,9 +267,13 @@ class ReportConfig(_Strict):
 
     def compare_settings(self) -> dict[str, Any]:
         c, f = self.compare, self.fit
-        return {"sampler": c.sampler or f.sampler, "draws": c.draws or f.draws,
-                "tune": f.tune if c.tune is None else c.tune, "chains": c.chains or f.chains,
-                "seed": f.seed if c.seed is None else c.seed}
+        return {
+            "sampler": c.sampler or f.sampler,
+            "draws": c.draws or f.draws,
+            "tune": f.tune if c.tune is None else c.tune,
+            "chains": c.chains or f.chains,
+            "seed": f.seed if c.seed is None else c.seed,
+        }
 
     @property
     def checks_seed(self) -> int:
@@ -268,9 +293,14 @@ def _path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-_SECTIONS: dict[str, type[BaseModel]] = {"data": DataSection, "model": ModelSection, "fit": FitSection,
-                                         "checks": ChecksSection, "compare": CompareSection,
-                                         "projections": ProjectionSection}
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "data": DataSection,
+    "model": ModelSection,
+    "fit": FitSection,
+    "checks": ChecksSection,
+    "compare": CompareSection,
+    "projections": ProjectionSection,
+}
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -288,7 +318,7 @@ def _translate(e: ValidationError) -> list[tuple[str, str]]:
     for err in e.errors(include_url=False):
         loc, typ, msg = tuple(err["loc"]), err["type"], str(err["msg"])
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         if typ == "value_error" and "|" in msg:  # cross-key problems: "path|message" per line
             for line in msg.splitlines():
                 p, _, m = line.partition("|")
@@ -301,8 +331,12 @@ def _translate(e: ValidationError) -> list[tuple[str, str]]:
         elif typ == "missing":
             problems.append((_path(loc), "required key is missing"))
         elif typ == "literal_error":
-            problems.append((_path(loc), f"{err.get('input')!r} is not allowed; allowed: "
-                                         f"{err.get('ctx', {}).get('expected')}"))
+            problems.append(
+                (
+                    _path(loc),
+                    f"{err.get('input')!r} is not allowed; allowed: {err.get('ctx', {}).get('expected')}",
+                )
+            )
         else:
             problems.append((_path(loc), msg))
     return problems
@@ -324,9 +358,16 @@ def config_from_text(text: str, source: str = "<config>", base_dir: str | Path =
         raise ReportConfigError([("", f"invalid TOML: {e}")], source) from None
     for key in ("source", "text", "base_dir"):
         if key in data:
-            raise ReportConfigError([(key, f"unknown key {key!r}; allowed keys: "
-                                           f"{', '.join(k for k, f in ReportConfig.model_fields.items() if not f.exclude)}")],
-                                    source)
+            raise ReportConfigError(
+                [
+                    (
+                        key,
+                        f"unknown key {key!r}; allowed keys: "
+                        f"{', '.join(k for k, f in ReportConfig.model_fields.items() if not f.exclude)}",
+                    )
+                ],
+                source,
+            )
     try:
         cfg = ReportConfig.model_validate({**data, "source": source, "text": text, "base_dir": str(base_dir)})
     except ValidationError as e:

@@ -18,15 +18,22 @@ from bonebayes._atomic import write_text_atomic
 from bonebayes.report import sections as S
 from bonebayes.report.config import ReportConfig
 
-SECTION_IDS: tuple[str, ...] = ("data", "model", "diagnostics", "checks", "comparison", "projections",
-                                "provenance")
+SECTION_IDS: tuple[str, ...] = (
+    "data",
+    "model",
+    "diagnostics",
+    "checks",
+    "comparison",
+    "projections",
+    "provenance",
+)
 """The report's top-level sections (element ids, in order)."""
 
 
 class Progress:
     """Progress reporting of a report build; the default does nothing (``--quiet``).
 
-    ``step(name)`` wraps one long step; ``note(message)`` is a line of information (e.g. why the fit is rerun).
+    ``step(name)`` wraps one long step; ``note(message)`` is a line of information (e.g. why it refits).
     """
 
     def start(self, total: int) -> None:  # noqa: B027 - optional hook
@@ -80,7 +87,10 @@ def _environment() -> Any:
 
     return jinja2.Environment(
         loader=jinja2.PackageLoader("bonebayes.report", "templates"),
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=False, lstrip_blocks=False,
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=False,
+        lstrip_blocks=False,
         keep_trailing_newline=True,
     )
 
@@ -90,8 +100,9 @@ def render_html(context: dict[str, Any]) -> str:
     return _environment().get_template("report.html.j2").render(**context)
 
 
-def build_context(cfg: ReportConfig, *, command: str = "", progress: Progress | None = None,
-                  sampler_progress: bool = False) -> dict[str, Any]:
+def build_context(
+    cfg: ReportConfig, *, command: str = "", progress: Progress | None = None, sampler_progress: bool = False
+) -> dict[str, Any]:
     """Compute every section (long: may fit a model); returns the template context."""
     pr = progress or Progress()
     t0 = time.perf_counter()
@@ -117,10 +128,20 @@ def build_context(cfg: ReportConfig, *, command: str = "", progress: Progress | 
     seconds = time.perf_counter() - t0
     provenance = S.provenance_section(cfg, inputs, fit, fit_info, command, started, seconds)
     title = cfg.title or f"bonebayes report: {inputs.label}, model {inputs.variant}"
-    return {"title": title, "generator": f"bonebayes {provenance_version(provenance)}", "data": data,
-            "model": model, "diagnostics": diagnostics, "checks": checks, "comparison": comparison,
-            "projections": projections, "provenance": provenance, "_fit_info": fit_info, "_t0": t0,
-            "_sampler": str(fit.provenance.get("sampler", ""))}
+    return {
+        "title": title,
+        "generator": f"bonebayes {provenance_version(provenance)}",
+        "data": data,
+        "model": model,
+        "diagnostics": diagnostics,
+        "checks": checks,
+        "comparison": comparison,
+        "projections": projections,
+        "provenance": provenance,
+        "_fit_info": fit_info,
+        "_t0": t0,
+        "_sampler": str(fit.provenance.get("sampler", "")),
+    }
 
 
 def provenance_version(prov: dict[str, Any]) -> str:
@@ -136,9 +157,15 @@ def write_html(context: dict[str, Any], path: str | Path) -> str:
     return html
 
 
-def build_report(cfg: ReportConfig, output: str | Path | None = None, *, command: str = "",
-                 progress: Progress | None = None, sampler_progress: bool = False) -> ReportResult:
-    """Build the report of ``cfg`` and write it atomically to ``output`` (default: the config's ``output``)."""
+def build_report(
+    cfg: ReportConfig,
+    output: str | Path | None = None,
+    *,
+    command: str = "",
+    progress: Progress | None = None,
+    sampler_progress: bool = False,
+) -> ReportResult:
+    """Build the report of ``cfg`` and write it atomically to ``output`` (default: the config's output)."""
     pr = progress or Progress()
     path = Path(output) if output is not None else cfg.resolve(cfg.output)
     ctx = build_context(cfg, command=command, progress=pr, sampler_progress=sampler_progress)
@@ -146,5 +173,14 @@ def build_report(cfg: ReportConfig, output: str | Path | None = None, *, command
         html = write_html(ctx, path)
     pr.finish()
     info = ctx["_fit_info"]
-    return ReportResult(path, html, bool(ctx["diagnostics"]["ok"]), ctx["provenance"]["seconds"], info.reused,
-                        info.path, ctx["_sampler"], list(SECTION_IDS), ctx)
+    return ReportResult(
+        path,
+        html,
+        bool(ctx["diagnostics"]["ok"]),
+        ctx["provenance"]["seconds"],
+        info.reused,
+        info.path,
+        ctx["_sampler"],
+        list(SECTION_IDS),
+        ctx,
+    )
