@@ -54,6 +54,7 @@ from IPython.display import display
 
 # PyTensor installed from pip warns that it found no BLAS; it does not affect the results
 warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 30)
 pd.set_option("display.max_colwidth", 80)
@@ -142,7 +143,7 @@ print(f"{N_SUBJECTS} subjects; {CHAINS} chains x {DRAWS} draws after {TUNE} tuni
 
 `simulate_cohort` draws subjects from a `SyntheticDesign`: postmenopausal women (menopause 2-25 years before
 month 0) assigned round-robin to the arms of their cohort: placebo, alendronate 10 or 5 mg/day for two years,
-denosumab 60 mg once (given at month 0, stopped at 6 months), teriparatide 20 ug/day for 18 months, and oral
+denosumab 60 mg at months 0 and 6 and then stopped, teriparatide 20 ug/day for 18 months, and oral
 estradiol 1 mg/day. CTX and P1NP are measured at months 0, 1, 3, 6, 12, 18 and 24, BMD at the lumbar spine
 and total hip at 0, 6, 12 and 24, serum RANKL and OPG at 0, 12 and 24. CTX below 0.06 ng/mL and P1NP below
 5 ng/mL are reported as below the limit of quantification (LOQ), as a laboratory would.
@@ -413,7 +414,7 @@ The defaults are the main job's: 4 chains x 1000 draws after 1000 tuning iterati
 2-core machine, and the fit passes the diagnostics gate (see the README). Without `FIT_PATH` the notebook
 reuses `outputs/published_fit.nc` when it was fitted with the same data, configuration and settings, and
 otherwise fits and saves it there (notebook 03 reuses it too). The test suite runs this notebook with 2
-chains x 100 draws after 100 tuning iterations: the cells run, but **the diagnostics fail at those settings
+chains x 50 draws after 50 tuning iterations: the cells run, but **the diagnostics fail at those settings
 and the numbers are not meaningful**.
 """),
         code("""
@@ -624,7 +625,7 @@ uses the fit of the shipped published evidence (notebook 02) and the example sce
 
 The sampler settings only matter if there is no fit to reuse: as in notebook 02, `outputs/published_fit.nc`
 is reused when it was fitted with the same data, configuration and settings (run notebook 02 first, or point
-`FIT_PATH` at the main job's fit). The test suite runs notebook 02 first with 2 chains x 100 draws after 100
+`FIT_PATH` at the main job's fit). The test suite runs notebook 02 first with 2 chains x 50 draws after 50
 tuning iterations and this notebook reuses that fit: **at those settings the bands below are not
 meaningful**. Projections themselves are fast (about a second for 1000 draws).
 """),
@@ -954,7 +955,7 @@ get_variant("individual_fixed_kM")
 ## 2. Comparing the default model with the rebound variant
 
 `synthetic_data("individual_rebound", n_subjects=...)` simulates a cohort from a truth with a precursor pool
-(k_Q = 0.12/month, eta_pool = 1): placebo, alendronate, and denosumab for one year then stopped, with markers
+(k_Q = 0.12/month, eta_pool = 1): placebo, alendronate, and denosumab at months 0, 6 and 12 and then stopped, with markers
 at 0, 3, 6, 12, 15, 18 and 24 months and spine BMD at 0, 12 and 24. After the stop CTX overshoots its
 baseline, which the default model cannot produce.
 """),
@@ -970,7 +971,7 @@ med = pd.Series(pct, index=ctx.index).groupby([ctx["time_months"], ctx["arm"]]).
 ax = med.plot(marker="o", figsize=(6, 3.5))
 ax.axhline(0, color="0.5", lw=0.8, ls=":")
 ax.axvline(12, color="C3", lw=0.8, ls="--")
-ax.set(xlabel="months", ylabel="median CTX % change", title="CTX rebound after stopping denosumab (month 12)");
+ax.set(xlabel="months", ylabel="median CTX % change", title="CTX after the last denosumab injection (month 12)");
 """),
         md("""
 `compare_variants` fits each variant (saving the fits in `output`, reused by a rerun with the same data and

@@ -27,7 +27,7 @@ EXPECTED = ["01_quickstart.ipynb", "02_published_evidence.ipynb", "03_treatment_
 CELL_TIMEOUT_S = 1500  # one cell (a fit) on a loaded 2-core CI machine
 
 # Test-suite settings per notebook (02 and 03 must agree, so that 03 reuses 02's fit).
-PUBLISHED = {"BONEBAYES_NB_DRAWS": "100", "BONEBAYES_NB_TUNE": "100", "BONEBAYES_NB_CHAINS": "2"}
+PUBLISHED = {"BONEBAYES_NB_DRAWS": "50", "BONEBAYES_NB_TUNE": "50", "BONEBAYES_NB_CHAINS": "2"}
 SETTINGS: dict[str, dict[str, str]] = {
     "01_quickstart.ipynb": {"BONEBAYES_NB_DRAWS": "50", "BONEBAYES_NB_TUNE": "50", "BONEBAYES_NB_CHAINS": "2",
                             "BONEBAYES_NB_SUBJECTS": "12"},
