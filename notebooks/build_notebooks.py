@@ -999,11 +999,12 @@ fig, axes = plt.subplots(1, len(comp.results), figsize=(5.5 * len(comp.results),
                          sharey=True)
 for ax, (name, res) in zip(axes[0], comp.results.items()):
     k = np.asarray(res.loo["pareto_k"])
-    ax.scatter(np.arange(len(k)), k, s=6, c=np.where(k > 0.7, "C3", np.where(k > 0.5, "C1", "C0")))
+    shown = np.minimum(k, 2.0)  # values above 2 (or infinite) are drawn at 2
+    ax.scatter(np.arange(len(k)), shown, s=6, c=np.where(k > 0.7, "C3", np.where(k > 0.5, "C1", "C0")))
     for level in (0.5, 0.7):
         ax.axhline(level, color="0.5", lw=0.8, ls="--")
     ax.set(title=f"{name}: {int(np.sum(k > 0.7))} of {len(k)} with k > 0.7", xlabel="observation",
-           ylabel="Pareto k")
+           ylabel="Pareto k (capped at 2)", ylim=(min(-0.1, shown.min() - 0.1), 2.1))
 fig.tight_layout()
 """),
         code("""
