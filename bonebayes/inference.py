@@ -36,6 +36,13 @@ PROVENANCE_ATTR = "bonebayes_provenance"
 NUTPIE_BACKEND = "jax"
 """nutpie compiles the log-density with JAX by default: its cold compile takes seconds, while the numba
 back-end took minutes on these models' graphs (set BONEBAYES_NUTPIE_BACKEND=numba to use it anyway)."""
+NUTPIE_GRADIENT = "jax"
+"""Who differentiates the log density for nutpie by default: JAX's autodiff. A model may ask for PyTensor's
+symbolic gradient instead (``sample(gradient_backend="pytensor")``, still compiled by JAX): the individual
+model does, because on the 150-subject reference model XLA compiled the JAX-autodiff logp+gradient in 57-86 s
+vs about 15 s for the PyTensor gradient, and a gradient cost 3.6 vs 3.1 ms; on the published model JAX's
+autodiff was the faster one (6.0 vs 7.1 ms). Figures: ``benchmarks/bench_gradient_backend.py``. The
+environment variable BONEBAYES_NUTPIE_GRADIENT overrides both."""
 
 
 class DiagnosticsWarning(UserWarning):
@@ -77,12 +84,14 @@ def sample(
     progress: bool = True,
     low_rank: bool = True,
     no_jitter: Sequence[str] = (),
+    gradient_backend: str | None = None,
 ) -> Any:
     """Draw posterior samples from a PyMC model; returns ArviZ InferenceData with ``sample_stats``.
 
     ``low_rank`` (nutpie only): adapt a diagonal plus low-rank mass matrix, which follows the few strongly
     correlated directions of these models (k_M, lambda, the estradiol elasticities trade off through each
-    subject's pre-trial history) that a diagonal mass matrix mixes slowly.
+    subject's pre-trial history) that a diagonal mass matrix mixes slowly. ``gradient_backend`` (nutpie with
+    the JAX back-end): "jax" (autodiff, the default) or "pytensor" (symbolic gradient); see NUTPIE_GRADIENT.
     """
     seed = _check_seed(seed)
     if sampler not in SAMPLERS:
@@ -102,7 +111,9 @@ def sample(
 
         frozen = freeze_dims_and_data(model)  # frozen here so the jitter set names the frozen model's variables
         jitter = {v for v in frozen.free_RVs if v.name not in set(no_jitter)} if no_jitter else None
-        compiled = nutpie.compile_pymc_model(frozen, backend=backend, gradient_backend=backend, jitter_rvs=jitter,
+        gradient = os.environ.get("BONEBAYES_NUTPIE_GRADIENT",
+                                  (gradient_backend or NUTPIE_GRADIENT) if backend == "jax" else backend)
+        compiled = nutpie.compile_pymc_model(frozen, backend=backend, gradient_backend=gradient, jitter_rvs=jitter,
                                              freeze_model=False)
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed, cores=cores,
                              target_accept=target_accept, progress_bar=progress,

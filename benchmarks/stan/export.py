@@ -93,7 +93,7 @@ def stan_data(model: Any) -> dict[str, Any]:
         tau_sd.append(PRIORS["tau_bmd_subject" if key == "bmd" else "tau_subject"].a)
     for name, dist in (("k_C", "lognormal"), ("k_B", "lognormal"), ("k_M", "lognormal"), ("lam", "lognormal"),
                        ("emax_res", "beta"), ("ec50_res", "lognormal"), ("eref_ana", "lognormal"),
-                       ("ec50_ana", "lognormal"), ("tau_cohort", "halfnormal"), ("tau_kM", "halfnormal")):
+                       ("ec50_ana", "lognormal"), ("tau_cohort", "gamma"), ("tau_kM", "halfnormal")):
         if PRIORS[name].dist != dist:
             raise ValueError(f"prior of {name} is {PRIORS[name].dist}, reference.stan assumes {dist}")
     g = {n: hvec(n) for n in ("gamma", "e_form", "g_rankl", "g_opg")}
@@ -129,7 +129,7 @@ def stan_data(model: Any) -> dict[str, Any]:
         "pr_eref_ana": [PRIORS["eref_ana"].a, PRIORS["eref_ana"].b],
         "pr_ec50_ana": [PRIORS["ec50_ana"].a, PRIORS["ec50_ana"].b],
         "pr_mu_loc": mu_loc, "pr_mu_sd": mu_sd, "pr_sig_dist": sig_dist, "pr_sig_a": sig_a, "pr_sig_b": sig_b,
-        "pr_tau_cohort": PRIORS["tau_cohort"].a, "pr_tau_subject": tau_sd, "pr_tau_kM": PRIORS["tau_kM"].a,
+        "pr_tau_cohort_shape": PRIORS["tau_cohort"].a, "pr_tau_cohort_rate": PRIORS["tau_cohort"].b, "pr_tau_subject": tau_sd, "pr_tau_kM": PRIORS["tau_kM"].a,
     }
     return out
 

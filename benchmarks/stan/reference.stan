@@ -166,7 +166,8 @@ data {
   array[L] int<lower=2, upper=3> pr_sig_dist;   // 2 lognormal, 3 halfnormal
   vector[L] pr_sig_a;
   vector[L] pr_sig_b;
-  real pr_tau_cohort;
+  real pr_tau_cohort_shape;
+  real pr_tau_cohort_rate;
   vector[L] pr_tau_subject;
   real pr_tau_kM;
 }
@@ -216,7 +217,7 @@ model {
     if (pr_sig_dist[k] == 2) sigma[k] ~ lognormal(pr_sig_a[k], pr_sig_b[k]);
     else sigma[k] ~ normal(0, pr_sig_a[k]);
   }
-  if (hier) tau_cohort ~ normal(0, pr_tau_cohort);
+  if (hier) tau_cohort ~ gamma(pr_tau_cohort_shape, pr_tau_cohort_rate);
   tau_subject ~ normal(0, pr_tau_subject);
   tau_kM ~ normal(0, pr_tau_kM);
   z_kM ~ std_normal();

@@ -124,8 +124,10 @@ PRIORS: dict[str, Prior] = {
                          why="subject levels of markers vary 20-50%"),
     "tau_bmd_subject": Prior("halfnormal", 0.2, unit="log", meaning="between-subject SD of log reference BMD",
                              why="BMD SD about 10-12% of the mean (NHANES)"),
-    "tau_cohort": Prior("halfnormal", 0.15, unit="log", meaning="between-cohort SD of a log baseline level",
-                        why="cohorts differ by assay and selection, modestly"),
+    "tau_cohort": Prior("gamma", 2.0, 1 / 0.075, unit="log", meaning="between-cohort SD of a log baseline level",
+                        why="cohorts differ by assay and selection, modestly (mode 0.075, mean 0.15); "
+                            "boundary-avoiding Gamma(2) (Chung et al. 2013): with 2-3 cohorts a half-normal "
+                            "left mass near 0 and NUTS diverged in the funnel neck of the centred cohort means"),
     "tau_kM": Prior("halfnormal", 0.3, unit="log", meaning="between-subject SD of log k_M",
                     why="individual BMD responsiveness differs by tens of percent"),
     # --- precursor-pool variant (physiology.precursor): off-treatment rebound after denosumab ---------------
