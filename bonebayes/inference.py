@@ -253,11 +253,16 @@ def _flat_labels(da: xr.DataArray) -> list[str]:
     return [f"[{', '.join(map(str, i)) if isinstance(i, tuple) else i}]" for i in idx]
 
 
-def package_versions() -> dict[str, str]:
+PROVENANCE_PACKAGES: tuple[str, ...] = ("bonebayes", "pymc", "pytensor", "nutpie", "arviz", "numpy", "scipy",
+                                        "pandas", "xarray")
+
+
+def package_versions(packages: Sequence[str] = PROVENANCE_PACKAGES) -> dict[str, str]:
+    """Python's and each package's installed version ("not installed" where absent)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for pkg in ("bonebayes", "pymc", "pytensor", "nutpie", "arviz", "numpy", "scipy", "pandas", "xarray"):
+    for pkg in packages:
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

@@ -47,6 +47,7 @@ from pydantic import (
     model_validator,
 )
 
+from bonebayes._keypath import KeyPathError
 from bonebayes.physiology.schedule import Unit
 from bonebayes.regimens import (
     DRUGS,
@@ -74,19 +75,11 @@ MAX_MONTHS = 1200.0  # 100 years: guards against a time typed in days or weeks
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(KeyPathError):
     """A scenario that fails validation: ``problems`` lists (key path, message); ``source`` is the file."""
 
     def __init__(self, problems: list[tuple[str, str]], source: str = "<scenario>") -> None:
-        self.problems = problems
-        self.source = source
-        lines = [f"{path or '(top level)'}: {msg}" for path, msg in problems]
-        head = (
-            f"{source}: {lines[0]}"
-            if len(lines) == 1
-            else f"{source}: {len(lines)} problems:\n  " + "\n  ".join(lines)
-        )
-        super().__init__(head)
+        super().__init__(problems, source)
 
 
 def _choices(values: Any) -> str:

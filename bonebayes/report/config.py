@@ -60,24 +60,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bonebayes._keypath import KeyPathError
+
 SAMPLERS = ("nutpie", "pymc", "numpyro", "mock")
 SHIPPED_CONFIG = "analysis.toml"
 
 
-class ReportConfigError(ValueError):
+class ReportConfigError(KeyPathError):
     """A report configuration that cannot be read or fails validation: ``problems`` lists (key path,
     message); the message names the file and every key path."""
 
     def __init__(self, problems: list[tuple[str, str]], source: str = "<config>") -> None:
-        self.problems = problems
-        self.source = source
-        lines = [f"{path or '(top level)'}: {msg}" for path, msg in problems]
-        head = (
-            f"{source}: {lines[0]}"
-            if len(lines) == 1
-            else f"{source}: {len(lines)} problems:\n  " + "\n  ".join(lines)
-        )
-        super().__init__(head)
+        super().__init__(problems, source)
 
 
 class _Strict(BaseModel):

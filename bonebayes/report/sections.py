@@ -826,16 +826,9 @@ REPORT_PACKAGES = (
 
 
 def versions() -> dict[str, str]:
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
+    from bonebayes.inference import package_versions
 
-    out = {"python": platform.python_version()}
-    for pkg in REPORT_PACKAGES:
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return package_versions(REPORT_PACKAGES)
 
 
 def provenance_section(

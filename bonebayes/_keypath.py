@@ -1,0 +1,19 @@
+"""One error type for input files validated key by key (scenario TOML, report config)."""
+
+from __future__ import annotations
+
+
+class KeyPathError(ValueError):
+    """Validation problems of one input file: ``problems`` lists (key path, message); the message names
+    ``source`` (the file) and every key path."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "<input>") -> None:
+        self.problems = problems
+        self.source = source
+        lines = [f"{path or '(top level)'}: {msg}" for path, msg in problems]
+        head = (
+            f"{source}: {lines[0]}"
+            if len(lines) == 1
+            else f"{source}: {len(lines)} problems:\n  " + "\n  ".join(lines)
+        )
+        super().__init__(head)
