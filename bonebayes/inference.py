@@ -37,12 +37,12 @@ NUTPIE_BACKEND = "jax"
 """nutpie compiles the log-density with JAX by default: its cold compile takes seconds, while the numba
 back-end took minutes on these models' graphs (set BONEBAYES_NUTPIE_BACKEND=numba to use it anyway)."""
 NUTPIE_GRADIENT = "jax"
-"""Who differentiates the log density for nutpie by default: JAX's autodiff. A model may ask for PyTensor's
-symbolic gradient instead (``sample(gradient_backend="pytensor")``, still compiled by JAX): the individual
-model does, because on the 150-subject reference model XLA compiled the JAX-autodiff logp+gradient in 57-86 s
-vs about 15 s for the PyTensor gradient, and a gradient cost 3.6 vs 3.1 ms; on the published model JAX's
-autodiff was the faster one (6.0 vs 7.1 ms). Figures: ``benchmarks/bench_gradient_backend.py``. The
-environment variable BONEBAYES_NUTPIE_GRADIENT overrides both."""
+"""Who differentiates the log density for nutpie: JAX's autodiff (default) or PyTensor's symbolic gradient
+(``sample(gradient_backend="pytensor")``, also compiled by JAX). ``benchmarks/bench_gradient_backend.py``
+measured no consistent winner on this shared 2-core machine: 150-subject reference model, compile + first draw
+143 s (PyTensor) vs 147 s (JAX) and 3.3 vs 2.5 ms per gradient in one run, 43 vs 78 s and 3.1 vs 3.6 ms in
+an earlier one; published model 189 vs 156 s and 7.1 vs 6.0 ms. So the default stays JAX's autodiff.
+The environment variable BONEBAYES_NUTPIE_GRADIENT overrides it."""
 
 
 class DiagnosticsWarning(UserWarning):

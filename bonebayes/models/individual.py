@@ -337,8 +337,6 @@ class IndividualModel:
 
         ``target_accept`` defaults to 0.9: at 0.8 the default synthetic cohort gave a handful of divergences
         near small cohort SDs (non-centred serum cohort effects); 0.9 costs about a third more gradient steps.
-        nutpie differentiates with PyTensor (compiled by JAX): faster to compile and to run on this model
-        (``inference.NUTPIE_GRADIENT``).
         """
         import time
 
@@ -347,7 +345,7 @@ class IndividualModel:
 
         t = time.perf_counter()
         idata = sample(self.model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
-                       progress=progress, target_accept=target_accept, gradient_backend="pytensor")
+                       progress=progress, target_accept=target_accept)
         wall = time.perf_counter() - t
         prov = provenance(config=self.config.model_dump(mode="json"), data_hash=self.data_hash(), seed=seed,
                           sampler=sampler, draws=draws, tune=tune, chains=chains, wall_time_s=wall,
