@@ -78,26 +78,9 @@ def standin_published_fit(path: Path, chains: int = 2, draws: int = 20, seed: in
         "level_group": list(d.groups),
         "pub_row": list(range(d.n_rows)),
     }
-    dims = {
-        "k_M": "site",
-        "lam": "site",
-        "gamma": "hormone",
-        "e_form": "hormone",
-        "g_rankl": "hormone",
-        "g_opg": "hormone",
-        "emax_res": "antiresorptive",
-        "ec50_res": "antiresorptive",
-        "eref_ana": "anabolic",
-        "ec50_ana": "anabolic",
-        "kappa_ana": "anabolic",
-        "emax_ana": "anabolic",
-        "z_kM_study": "study",
-        "z_drift_study": "study",
-        "beta_assay": "assay",
-        "a_level": "level_group",
-        "pub_pred": "pub_row",
-        "pub_sd": "pub_row",
-    }
+    from bonebayes.projections.engine import PARAMETER_DIMS
+
+    dims = {**PARAMETER_DIMS, "a_level": "level_group", "pub_pred": "pub_row", "pub_sd": "pub_row"}
     post: dict[str, np.ndarray] = {}
     for name in (
         "k_C",
