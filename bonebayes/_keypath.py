@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class KeyPathError(ValueError):
     """Validation problems of one input file: ``problems`` lists (key path, message); the message names
@@ -17,3 +19,13 @@ class KeyPathError(ValueError):
             else f"{source}: {len(lines)} problems:\n  " + "\n  ".join(lines)
         )
         super().__init__(head)
+
+
+def read_input(path: Path, error: type[KeyPathError]) -> str:
+    """The UTF-8 text of an input file, or ``error`` naming the file (not a file, unreadable, not UTF-8)."""
+    if not path.is_file():
+        raise error([("", "not a file")], str(path))
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise error([("", f"cannot read: {e}")], str(path)) from None

@@ -9,23 +9,14 @@ import types
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from bonebayes.cli import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS_FAILED, SAMPLER_NAMES, app
+from _cli import invoke
 
-runner = CliRunner()
+from bonebayes.cli import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS_FAILED, SAMPLER_NAMES
+
 COMMANDS = ("simulate", "fit", "diagnose", "summary", "demo")
 MOCK = ["--sampler", "mock", "--draws", "20", "--tune", "0", "--chains", "2", "--no-progress"]
 
-
-def invoke(args: list[str], expect: int):  # noqa: ANN201
-    """Run the CLI; check the exit code and that it ended through a deliberate exit, not a crash."""
-    result = runner.invoke(app, [str(a) for a in args])
-    crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
-    assert not crashed, f"unexpected {result.exception!r}\n{result.output}"
-    assert result.exit_code == expect, result.output
-    assert "Traceback" not in result.output
-    return result
 
 
 def fit_args(cohort: Path, out: Path, observations: Path | None = None) -> list[str]:

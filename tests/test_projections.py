@@ -11,7 +11,8 @@ import pytest
 import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
+
+from _cli import invoke
 
 from bonebayes.models.priors import E_FORM_MEAN, G_OPG_MEAN, G_RANKL_MEAN, GAMMA_MEAN, PRIORS
 from bonebayes.physiology.schedule import Unit, build_schedule
@@ -686,20 +687,6 @@ def test_plots_write_nonempty_pngs(posterior: xr.Dataset, tmp_path: Path) -> Non
 
 
 # --------------------------------------------------------------------------- CLI
-runner = CliRunner()
-
-
-def invoke(args: list, expect: int):  # noqa: ANN201
-    from bonebayes.cli import app
-
-    result = runner.invoke(app, [str(a) for a in args])
-    crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
-    assert not crashed, f"unexpected {result.exception!r}\n{result.output}"
-    assert result.exit_code == expect, result.output
-    assert "Traceback" not in result.output
-    return result
-
-
 def test_cli_project_json_table_and_plots(fit_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "proj.json"
     invoke(

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+
+from _cli import invoke
 
 from bonebayes.cli import EXIT_BAD_INPUT, EXIT_DIAGNOSTICS_FAILED, app
 from bonebayes.report import (
@@ -32,7 +33,6 @@ from bonebayes.report import (
     write_html,
 )
 
-runner = CliRunner()
 CHROMIUM = os.environ.get("BONEBAYES_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -44,14 +44,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-
-def invoke(args: list, expect: int):  # noqa: ANN201
-    result = runner.invoke(app, [str(a) for a in args])
-    crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
-    assert not crashed, f"unexpected {result.exception!r}\n{result.output}"
-    assert result.exit_code == expect, result.output
-    assert "Traceback" not in result.output
-    return result
 
 
 # --------------------------------------------------------------------------- a stand-in published fit

@@ -47,7 +47,7 @@ from pydantic import (
     model_validator,
 )
 
-from bonebayes._keypath import KeyPathError
+from bonebayes._keypath import KeyPathError, read_input
 from bonebayes.physiology.schedule import Unit
 from bonebayes.regimens import (
     DRUGS,
@@ -564,10 +564,4 @@ def load_scenario(source: str | Path | Mapping[str, Any] | Scenario) -> Scenario
             raise ScenarioError(
                 [("", f"file not found; shipped examples: {_choices(shipped) or 'none'}")], str(source)
             )
-    if not path.is_file():
-        raise ScenarioError([("", "not a file")], str(path))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError([("", f"cannot read: {e}")], str(path)) from None
-    return Scenario.from_toml(text, str(path))
+    return Scenario.from_toml(read_input(path, ScenarioError), str(path))

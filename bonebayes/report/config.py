@@ -60,7 +60,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bonebayes._keypath import KeyPathError
+from bonebayes._keypath import KeyPathError, read_input
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "mock")
 SHIPPED_CONFIG = "analysis.toml"
@@ -397,10 +397,4 @@ def load_config(path: str | Path | None = None) -> ReportConfig:
     p = shipped_config_path() if path is None else Path(path)
     if not p.exists():
         raise ReportConfigError([("", "file not found")], str(p))
-    if not p.is_file():
-        raise ReportConfigError([("", "not a file")], str(p))
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ReportConfigError([("", f"cannot read: {e}")], str(p)) from None
-    return config_from_text(text, str(p), p.resolve().parent)
+    return config_from_text(read_input(p, ReportConfigError), str(p), p.resolve().parent)
