@@ -136,9 +136,14 @@ def sbc(
     ] = SamplerName.nutpie,
     rank_draws: Annotated[int, typer.Option(help="Thinned posterior draws per rank (ranks 0..N).", min=1)] = 99,
     n_subjects: Annotated[int, typer.Option(help="Subjects of the individual template cohort.", min=2)] = 20,
+    n_cohorts: Annotated[int, typer.Option(help="Cohorts of the individual template cohort.", min=1)] = 1,
     output: Annotated[Path | None, typer.Option(
         help="Folder for replicates/rep_NNNNN.json (resumable), ranks.csv, uniformity.csv, replicates.csv "
              "and rank_histograms.png.", show_default=False)] = None,
+    from_sweep: Annotated[Path | None, typer.Option(
+        help="Summarise the finished replicates of a sweep results folder (bonebayes.sbc:run_replicate tasks, "
+             "e.g. of data/sweeps/sbc_individual.toml) instead of running replicates here.",
+        show_default=False)] = None,
 ) -> None:
     """Simulation-based calibration: draw from the prior, simulate, refit, and test the ranks of the true
     values for uniformity per parameter (chi-square on binned ranks, KS on normalised ranks)."""
@@ -146,13 +151,31 @@ def sbc(
 
     if model not in VARIANTS:
         _fail(f"--model: unknown variant {model!r}; registered: {', '.join(VARIANTS)}")
-    if rank_draws > draws * chains:
-        _fail(f"--rank-draws {rank_draws} exceeds draws x chains = {draws * chains}")
-    from bonebayes.checks.sbc import run_sbc
+    if from_sweep is not None:
+        from bonebayes.checks.sbc import save_sbc
+        from bonebayes.sbc import summarise_sweep
 
-    with _quiet_diagnostics_warning():
-        res = run_sbc(model, replicates, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler.value,
-                      rank_draws=rank_draws, n_subjects=n_subjects, output=output, log=_log)
+        try:
+            res = summarise_sweep(from_sweep, model)
+        except ValueError as e:
+            _fail(f"--from-sweep: {e}")
+        if output:
+            save_sbc(res, output)
+    else:
+        if rank_draws > draws * chains:
+            _fail(f"--rank-draws {rank_draws} exceeds draws x chains = {draws * chains}")
+        from bonebayes.checks.sbc import run_sbc
+
+        with _quiet_diagnostics_warning():
+            res = run_sbc(model, replicates, draws=draws, tune=tune, chains=chains, seed=seed,
+                          sampler=sampler.value, rank_draws=rank_draws, n_subjects=n_subjects, n_cohorts=n_cohorts,
+                          output=output, log=_log)
+    info = res.replicate_info
+    if len(info):
+        out.print(f"fits: median R-hat max {info['rhat_max'].median():.3f}, {int((info['rhat_max'] <= 1.01).sum())}"
+                  f"/{len(info)} with R-hat <= 1.01, median min bulk ESS {info['ess_bulk_min'].median():.0f}, "
+                  f"{int((info['divergences'] > 0).sum())} with divergences; median wall "
+                  f"{info['wall_time_s'].median():.0f} s", soft_wrap=True)
     _print_frame(res.table, f"SBC {model}: {len(res.replicate_info)} replicates, "
                  f"{res.wall_time_s:.0f} s in all", ["replicates", "chi2_pvalue", "ks_pvalue",
                                                      "mean_normalised_rank", "sd_normalised_rank"])

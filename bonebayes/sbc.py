@@ -12,17 +12,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bonebayes.checks.sbc import SBCResult, replicate_record, run_sbc, summarise_sbc, template_model
+from bonebayes.checks.sbc import SBCResult, replicate_record, run_sbc, summarise_sbc, workspace
 
 __all__ = ["run_replicate", "run_sbc", "summarise_sweep"]
 
 
 def run_replicate(replicate: int, seed: int, *, model: str = "individual", draws: int = 200, tune: int = 200,
                   chains: int = 2, sampler: str = "nutpie", rank_draws: int = 99, n_subjects: int = 20,
-                  template_seed: int = 0) -> dict[str, Any]:
-    """One SBC replicate of variant ``model`` on its template design (see :func:`checks.sbc.run_sbc`)."""
-    template, loq = template_model(model, n_subjects=n_subjects, seed=template_seed)
-    rec = replicate_record(template, loq, replicate, seed, draws=draws, tune=tune, chains=chains, sampler=sampler,
+                  n_cohorts: int = 1, template_seed: int = 0) -> dict[str, Any]:
+    """One SBC replicate of variant ``model`` on its template design (see :func:`checks.sbc.run_sbc`).
+
+    The template, its prior simulator and the compiled model are cached per worker process, so a sweep
+    compiles once per worker rather than once per replicate.
+    """
+    ws = workspace(model, n_subjects, n_cohorts, template_seed)
+    rec = replicate_record(ws, replicate, seed, draws=draws, tune=tune, chains=chains, sampler=sampler,
                            rank_draws=rank_draws)
     rec["model"] = model
     return rec

@@ -76,9 +76,10 @@ def test_sweep_entry_point_and_summary(tmp_path, monkeypatch) -> None:
     from bonebayes import sbc
 
     calls = []
-    monkeypatch.setattr(sbc, "template_model", lambda model, n_subjects, seed: ("T", {}))
+    monkeypatch.setattr(sbc, "workspace", lambda model, n_subjects, n_cohorts, seed: "WS")
 
-    def fake(template, loq, replicate, seed, **kw):
+    def fake(ws, replicate, seed, **kw):
+        assert ws == "WS"
         calls.append((replicate, seed, kw["rank_draws"]))
         return {"replicate": replicate, "seed": seed, "ranks": {"k_C": replicate}, "truth": {}, "rank_draws": 9,
                 "wall_time_s": 2.0, "rhat_max": 1.0, "ess_bulk_min": 50.0, "divergences": 0, "ok": True}
@@ -103,3 +104,18 @@ def test_cli_sbc_bad_input() -> None:
     assert r.exit_code == 1 and "exceeds draws x chains" in r.output
     r = CliRunner().invoke(app, ["sbc", "--model", "individual", "--replicates", "0"])
     assert r.exit_code == 1
+
+
+def test_cli_sbc_summarises_a_sweep(tmp_path) -> None:
+    rec = {"replicate": 0, "seed": 1, "ranks": {"k_C": 3, "tau_kM": 7}, "truth": {}, "rank_draws": 9,
+           "wall_time_s": 2.0, "rhat_max": 1.004, "ess_bulk_min": 150.0, "divergences": 0, "ok": True,
+           "model": "individual"}
+    for i in range(12):
+        (tmp_path / f"t{i}.json").write_text(json.dumps({"value": {**rec, "replicate": i, "seed": i}}))
+    r = CliRunner().invoke(app, ["sbc", "--model", "individual", "--from-sweep", str(tmp_path),
+                                 "--output", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert "12/12 with R-hat <= 1.01" in r.output and "tau_kM" in r.output
+    assert (tmp_path / "out" / "uniformity.csv").exists()
+    r = CliRunner().invoke(app, ["sbc", "--model", "individual_rebound", "--from-sweep", str(tmp_path)])
+    assert r.exit_code == 1 and "no SBC replicate records" in r.output

@@ -8,14 +8,17 @@ posteriors, a slope a bias. Uniformity is tested per parameter with a chi-square
 Kolmogorov-Smirnov test on normalised ranks (rank + U) / (L + 1), U ~ Uniform(0, 1).
 
 Templates: a published variant uses the shipped published design (rows, arms, reported SEs) with simulated
-values; an individual variant a small synthetic cohort (``n_subjects`` subjects in 2 cohorts; CTX/P1NP
-censored below their LOQ as in the data). Each replicate is written atomically to
+values; an individual variant a small synthetic cohort (``n_subjects`` subjects in ``n_cohorts`` cohorts,
+default 1; CTX/P1NP censored below their LOQ as in the data). An individual model keeps its observations in
+pm.Data, so nutpie compiles it once per process and each replicate swaps in new values
+(:class:`SBCWorkspace`). Each replicate is written atomically to
 ``output/replicates/rep_NNNNN.json``; a rerun with the same request skips finished replicates.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -46,8 +49,13 @@ class SBCResult:
     figure: Any = None
 
 
-def template_model(variant_name: str, *, n_subjects: int = 20, seed: int = 0) -> tuple[Any, dict[str, float]]:
-    """The variant's model object on its SBC template design, and the LOQ per censored variable."""
+def template_model(variant_name: str, *, n_subjects: int = 20, n_cohorts: int = 1, seed: int = 0
+                   ) -> tuple[Any, dict[str, float]]:
+    """The variant's model object on its SBC template design, and the LOQ per censored variable.
+
+    One cohort by default: with two, the cohort SD is all but unidentified and a third of the replicates of a
+    trial run fell into its funnel (159 divergences, 1,023 leapfrog steps per draw in one chain).
+    """
     v = get_variant(variant_name)
     if v.kind == "published":
         from bonebayes.models.published import PublishedModel
@@ -58,7 +66,7 @@ def template_model(variant_name: str, *, n_subjects: int = 20, seed: int = 0) ->
 
     if n_subjects < 2:
         raise ValueError(f"n_subjects must be >= 2 (got {n_subjects})")
-    design = SyntheticDesign(n_subjects=n_subjects, n_cohorts=2)
+    design = SyntheticDesign(n_subjects=n_subjects, n_cohorts=n_cohorts)
     coh = simulate_cohort(design, seed=seed)
     return IndividualModel(coh.observations, coh.exposures, v.config()), dict(design.loq)
 
@@ -80,35 +88,106 @@ def _flatten(ds: xr.Dataset, names: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def simulate_dataset(model_obj: Any, loq: dict[str, float], seed: int) -> tuple[Any, dict[str, float]]:
-    """Draw theta from the priors and data from the model: (the template data with simulated values, truth)."""
-    import pymc as pm
+SWAP_DATA: dict[str, tuple[str, ...]] = {"obs_markers": ("y_markers", "censored_markers"),
+                                         "obs_bmd": ("y_bmd",), "obs_serum": ("y_serum",)}
+"""Observed variable -> the model's pm.Data holding its values (and censoring flags) for an individual model."""
 
-    model = model_obj.model
-    names = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics]
-    obs_names = [v.name for v in model.observed_RVs]
-    with model:
-        prior = pm.sample_prior_predictive(draws=1, var_names=names + obs_names, random_seed=seed)
-    truth = {k: float(v[0]) for k, v in _flatten(prior.prior, model_obj.population_vars()).items()}
-    pp = prior.prior_predictive
-    data = model_obj.data
+
+class SBCWorkspace:
+    """A variant's template design with its prior simulator and (for nutpie) its log density compiled once.
+
+    Each replicate then costs one forward draw and one fit: no model rebuild, no PyTensor or JAX recompile.
+    Build one per process (:func:`workspace` caches them), since compiled functions are not picklable.
+    """
+
+    def __init__(self, template: Any, loq: dict[str, float]) -> None:
+        from pymc.sampling.forward import compile_forward_sampling_function
+
+        self.template, self.loq = template, loq
+        model = template.model
+        self.model = model
+        self.truth_vars = template.population_vars()
+        self.obs_names = [v.name for v in model.observed_RVs]
+        names = list(dict.fromkeys(self.truth_vars + self.obs_names))
+        self._names = names
+        self._draw, _ = compile_forward_sampling_function([model[n] for n in names], vars_in_trace=[],
+                                                          basic_rvs=model.basic_RVs, givens_dict=None,
+                                                          random_seed=0, allow_input_downcast=True,
+                                                          accept_inplace=True)
+        self.swappable = all(d in {v.name for v in model.data_vars}
+                             for o in self.obs_names for d in SWAP_DATA.get(o, ("?",)))
+        self._compiled = None
+
+    def simulate(self, seed: int) -> tuple[Any, dict[str, float], dict[str, np.ndarray]]:
+        """(template data with simulated values, flattened true population parameters, pm.Data values)."""
+        from pymc.pytensorf import reseed_rngs
+        from pytensor.tensor.random.var import RandomGeneratorSharedVariable
+
+        reseed_rngs([v for v in self._draw.get_shared() if isinstance(v, RandomGeneratorSharedVariable)], seed)
+        values = dict(zip(self._names, self._draw()))
+        model = self.model
+        ds = xr.Dataset({n: (("chain", "draw", *model.named_vars_to_dims.get(n, ())), np.asarray(values[n])[None, None])
+                         for n in self.truth_vars},
+                        coords={k: list(v) for k, v in model.coords.items() if v is not None})
+        truth = {k: float(v[0]) for k, v in _flatten(ds, self.truth_vars).items()}
+        data, swap = simulated_data(self.template.data, {o: values[o] for o in self.obs_names}, self.loq)
+        return data, truth, swap
+
+    def fit(self, data: Any, swap: dict[str, np.ndarray], *, seed: int, draws: int, tune: int, chains: int,
+            sampler: str) -> tuple[Any, Any]:
+        """Posterior (InferenceData) and diagnostics verdict of the model refitted to one simulated dataset."""
+        from bonebayes.inference import compile_nutpie, diagnose, sample_compiled
+
+        target_accept = 0.9
+        if sampler == "nutpie" and self.swappable:
+            if self._compiled is None:
+                self._compiled = compile_nutpie(self.model, swap_data=list(swap))
+            idata = sample_compiled(self._compiled, swap, draws=draws, tune=tune, chains=chains, seed=seed,
+                                    target_accept=target_accept, progress=False)
+            return idata, diagnose(idata, self.truth_vars, warn=False)
+        fit = _with_data(self.template, data).fit(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
+                                                  progress=False)
+        return fit.idata, fit.verdict
+
+
+@functools.lru_cache(maxsize=4)
+def workspace(variant_name: str, n_subjects: int = 20, n_cohorts: int = 1, template_seed: int = 0) -> SBCWorkspace:
+    """The cached :class:`SBCWorkspace` of a variant on its template design (one per process)."""
+    template, loq = template_model(variant_name, n_subjects=n_subjects, n_cohorts=n_cohorts, seed=template_seed)
+    return SBCWorkspace(template, loq)
+
+
+def simulated_data(data: Any, draws: dict[str, np.ndarray], loq: dict[str, float]
+                   ) -> tuple[Any, dict[str, np.ndarray]]:
+    """The template ``data`` with simulated observations (markers below their LOQ censored at it).
+
+    Returns the new data object and the matching values of the model's pm.Data (see :data:`SWAP_DATA`).
+    """
     if hasattr(data, "rows"):  # published: only fitted rows have a likelihood
         y = data.y.copy()
-        y[data.fit] = pp["obs_published"].values.reshape(-1)
-        return dataclasses.replace(data, y=y), truth
-    blocks = {}
+        y[data.fit] = np.asarray(draws["obs_published"]).reshape(-1)
+        return dataclasses.replace(data, y=y), {}
+    blocks, swap = {}, {}
     for name, field_ in (("obs_markers", "markers"), ("obs_bmd", "bmd"), ("obs_serum", "serum")):
-        block = getattr(data, field_)
-        if name not in pp:
+        if name not in draws:
             continue
-        logv = pp[name].values.reshape(-1)
+        block = getattr(data, field_)
+        logv = np.asarray(draws[name], dtype=float).reshape(-1)
         cens = np.zeros(len(logv), bool)
         if name == "obs_markers":
             lim = np.log(np.array([loq.get(v, 0.0) or np.nan for v in block.variable]))
             cens = np.isfinite(lim) & (logv < lim)
             logv = np.where(cens, lim, logv)
+            swap["censored_markers"] = cens.astype("int8")
+        swap[SWAP_DATA[name][0]] = logv
         blocks[field_] = dataclasses.replace(block, log_value=logv, censored=cens)
-    return dataclasses.replace(data, **blocks), truth
+    return dataclasses.replace(data, **blocks), swap
+
+
+def simulate_dataset(model_obj: Any, loq: dict[str, float], seed: int) -> tuple[Any, dict[str, float]]:
+    """Draw theta from the priors and data from the model: (the template data with simulated values, truth)."""
+    data, truth, _ = SBCWorkspace(model_obj, loq).simulate(seed)
+    return data, truth
 
 
 def _with_data(model_obj: Any, data: Any) -> Any:
@@ -158,6 +237,7 @@ def run_sbc(
     sampler: str = "nutpie",
     rank_draws: int = 99,
     n_subjects: int = 20,
+    n_cohorts: int = 1,
     output: str | Path | None = None,
     log: Callable[[str], None] | None = None,
 ) -> SBCResult:
@@ -166,13 +246,13 @@ def run_sbc(
         raise ValueError(f"replicates must be >= 1 (got {replicates})")
     if rank_draws < 1 or rank_draws > draws * chains:
         raise ValueError(f"rank_draws must be between 1 and draws x chains = {draws * chains} (got {rank_draws})")
-    template, loq = template_model(variant_name, n_subjects=n_subjects, seed=seed)
+    ws = workspace(variant_name, n_subjects, n_cohorts, seed)
     rep_dir = Path(output) / "replicates" if output else None
     if rep_dir:
         rep_dir.mkdir(parents=True, exist_ok=True)
     request = {"variant": variant_name, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
                "sampler": sampler, "rank_draws": rank_draws, "n_subjects": n_subjects,
-               "data_hash": template.data_hash()}
+               "n_cohorts": n_cohorts, "data_hash": ws.template.data_hash()}
     records = []
     for r in range(replicates):
         path = rep_dir / f"rep_{r:05d}.json" if rep_dir else None
@@ -182,7 +262,7 @@ def run_sbc(
                 records.append(rec)
                 continue
         rep_seed = seed * 1_000_003 + r
-        rec = replicate_record(template, loq, r, rep_seed, draws=draws, tune=tune, chains=chains,
+        rec = replicate_record(ws, r, rep_seed, draws=draws, tune=tune, chains=chains,
                                sampler=sampler, rank_draws=rank_draws)
         rec["request"] = request
         if path is not None:
@@ -197,16 +277,14 @@ def run_sbc(
     return result
 
 
-def replicate_record(template: Any, loq: dict[str, float], replicate: int, seed: int, *, draws: int,
-                     tune: int, chains: int, sampler: str, rank_draws: int) -> dict[str, Any]:
+def replicate_record(ws: SBCWorkspace, replicate: int, seed: int, *, draws: int, tune: int, chains: int,
+                     sampler: str, rank_draws: int) -> dict[str, Any]:
     """One SBC replicate: simulate from the prior with ``seed``, refit, rank the truths (a JSON-able dict)."""
     t = time.perf_counter()
-    data, truth = simulate_dataset(template, loq, seed)
-    obj = _with_data(template, data)
-    fit = obj.fit(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, progress=False)
-    post = _flatten(fit.idata.posterior, list(truth_names(truth)))
-    ranks = {k: rank_of(v, post[k], rank_draws) for k, v in truth.items() if k in post}
-    v = fit.verdict
+    data, truth, swap = ws.simulate(seed)
+    idata, v = ws.fit(data, swap, seed=seed, draws=draws, tune=tune, chains=chains, sampler=sampler)
+    post = _flatten(idata.posterior, list(truth_names(truth)))
+    ranks = {k: rank_of(val, post[k], rank_draws) for k, val in truth.items() if k in post}
     return {"replicate": int(replicate), "seed": int(seed), "ranks": ranks, "truth": truth,
             "rank_draws": int(rank_draws), "wall_time_s": time.perf_counter() - t, "rhat_max": float(v.rhat_max),
             "ess_bulk_min": float(v.ess_bulk_min), "divergences": int(v.divergences), "ok": bool(v.ok)}

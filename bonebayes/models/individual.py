@@ -226,9 +226,12 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
             held_ll.append(_censored_normal_logp(mk.log_value[h], mu[h], sigma_level[mk.level[h]],
                                                  mk.censored[h]))
         else:
-            pm.CustomDist("obs_markers", mu, sigma_level[mk.level], mk.censored.astype("int8"),
+            # observed values and censoring flags as pm.Data: a compiled model can be refitted to new
+            # values of the same design (SBC replicates) without recompiling; fits freeze them as constants
+            pm.CustomDist("obs_markers", mu, sigma_level[mk.level],
+                          pm.Data("censored_markers", mk.censored.astype("int8"), dims="marker_obs"),
                           logp=_censored_normal_logp, random=_censored_normal_random,
-                          observed=mk.log_value, dims="marker_obs")
+                          observed=pm.Data("y_markers", mk.log_value, dims="marker_obs"), dims="marker_obs")
     bm = data.bmd
     if len(bm):
         st = by_block[id(bm)]
@@ -241,9 +244,8 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
             pm.Normal("obs_bmd", mu_b[f], sigma_level[bm.level[f]], observed=bm.log_value[f], dims="bmd_fit_obs")
             held_ll.append(pm.logp(pm.Normal.dist(mu_b[h], sigma_level[bm.level[h]]), bm.log_value[h]))
         else:
-            pm.Normal("obs_bmd", mu_b,
-                      sigma_level[bm.level],
-                      observed=bm.log_value, dims="bmd_obs")
+            pm.Normal("obs_bmd", mu_b, sigma_level[bm.level],
+                      observed=pm.Data("y_bmd", bm.log_value, dims="bmd_obs"), dims="bmd_obs")
     se = data.serum
     if len(se):
         x = data.serum_x[:, hcols]
@@ -260,7 +262,7 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
             held_ll.append(pm.logp(pm.Normal.dist(mu_s[h], sigma_level[se.level[h]]), se.log_value[h]))
         else:
             pm.Normal("obs_serum", mu_s, sigma_level[se.level],
-                      observed=se.log_value, dims="serum_obs")
+                      observed=pm.Data("y_serum", se.log_value, dims="serum_obs"), dims="serum_obs")
     if held.any():
         blocks_all = (mk, bm, se)
         model.add_coord("holdout_obs", np.concatenate([b.row[held[b.unit]] for b in blocks_all if len(b)]))
