@@ -902,7 +902,7 @@ known:
 | `BONEBAYES_NB_SBC_REPLICATES` | `SBC_REPLICATES` | 20 | SBC replicates (each one a full refit) |
 | `BONEBAYES_NB_SBC_SUBJECTS` | `SBC_SUBJECTS` | 20 | subjects in the SBC template cohort |
 
-SBC replicates use the sampler settings of the SBC sweep (2 chains x 200 draws after 200 tuning), capped by
+SBC replicates use 2 chains x 200 draws after 200 tuning (the sweep of section 3 tunes 250), capped by
 `DRAWS`, `TUNE` and `CHAINS`, and rank each truth among up to 99 thinned draws. With the defaults the
 comparison is two fits plus up to 2 x 5 K-fold refits, and the SBC 20 refits: budget an hour or more on a
 2-core machine; the full 100-replicate SBC belongs on a cluster (section 3). The test suite runs this
@@ -1029,8 +1029,8 @@ print(render_comparison(comp))
 ## 3. Simulation-based calibration
 
 For each replicate, `run_sbc` draws all parameters from the prior, simulates a data set on the template
-design (a small synthetic cohort of `SBC_SUBJECTS` subjects in 2 cohorts, with CTX and P1NP censored below
-their LOQ as in real data), refits the model, and records for every scalar population-level parameter the
+design (a small synthetic cohort of `SBC_SUBJECTS` subjects in one cohort, with CTX and P1NP censored below
+their LOQ as in real data), refits the model (compiled once: each replicate swaps in its simulated values), and records for every scalar population-level parameter the
 rank of its true value among `RANK_DRAWS` evenly thinned posterior draws. If the fitting procedure is
 calibrated the ranks are uniform on 0..RANK_DRAWS: a U shape means posteriors too narrow, a hump too wide, a
 slope a bias. Replicates are written one file each in `output/replicates/`, so an interrupted run resumes.
