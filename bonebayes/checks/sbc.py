@@ -108,9 +108,8 @@ class SBCWorkspace:
         self.model = model
         self.truth_vars = template.population_vars()
         self.obs_names = [v.name for v in model.observed_RVs]
-        names = list(dict.fromkeys(self.truth_vars + self.obs_names))
-        self._names = names
-        self._draw, _ = compile_forward_sampling_function([model[n] for n in names], vars_in_trace=[],
+        self._names = list(dict.fromkeys(self.truth_vars + self.obs_names))
+        self._draw, _ = compile_forward_sampling_function([model[n] for n in self._names], vars_in_trace=[],
                                                           basic_rvs=model.basic_RVs, givens_dict=None,
                                                           random_seed=0, allow_input_downcast=True,
                                                           accept_inplace=True)
@@ -126,8 +125,8 @@ class SBCWorkspace:
         reseed_rngs([v for v in self._draw.get_shared() if isinstance(v, RandomGeneratorSharedVariable)], seed)
         values = dict(zip(self._names, self._draw()))
         model = self.model
-        ds = xr.Dataset({n: (("chain", "draw", *model.named_vars_to_dims.get(n, ())), np.asarray(values[n])[None, None])
-                         for n in self.truth_vars},
+        ds = xr.Dataset({n: (("chain", "draw", *model.named_vars_to_dims.get(n, ())),
+                             np.asarray(values[n])[None, None]) for n in self.truth_vars},
                         coords={k: list(v) for k, v in model.coords.items() if v is not None})
         truth = {k: float(v[0]) for k, v in _flatten(ds, self.truth_vars).items()}
         data, swap = simulated_data(self.template.data, {o: values[o] for o in self.obs_names}, self.loq)
@@ -182,12 +181,6 @@ def simulated_data(data: Any, draws: dict[str, np.ndarray], loq: dict[str, float
         swap[SWAP_DATA[name][0]] = logv
         blocks[field_] = dataclasses.replace(block, log_value=logv, censored=cens)
     return dataclasses.replace(data, **blocks), swap
-
-
-def simulate_dataset(model_obj: Any, loq: dict[str, float], seed: int) -> tuple[Any, dict[str, float]]:
-    """Draw theta from the priors and data from the model: (the template data with simulated values, truth)."""
-    data, truth, _ = SBCWorkspace(model_obj, loq).simulate(seed)
-    return data, truth
 
 
 def _with_data(model_obj: Any, data: Any) -> Any:
