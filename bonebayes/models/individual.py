@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from bonebayes.models._gather import take_by_index
 from bonebayes.models.data import MARKER_LATENT, IndividualData, prepare_individual
 from bonebayes.models.population import PopulationParams, build_population
 from bonebayes.models.priors import PRIORS
@@ -154,6 +155,10 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
         else:
             sigma_parts.append(pm.HalfNormal(f"sigma_{lv}", pr.a))
     sigma_level = pm.Deterministic("sigma_level", pt.stack(sigma_parts), dims="level")
+
+    def sigma_obs(level_index: np.ndarray):  # noqa: ANN202 - sigma_level[level_index], one op (see _gather)
+        return take_by_index(sigma_level, level_index, len(data.levels))
+
     per_subject = {lv: data.obs_per_subject(lv) for lv in data.levels}
     if cfg.cohort_effects == "hierarchical" and len(data.cohorts) > 1:
         tau_cohort = PRIORS["tau_cohort"].build("tau_cohort", dims="level")
@@ -220,15 +225,15 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
         if held.any():
             f, h = ~held[mk.unit], held[mk.unit]
             model.add_coord("marker_fit_obs", np.flatnonzero(f))
-            pm.CustomDist("obs_markers", mu[f], sigma_level[mk.level[f]], mk.censored[f].astype("int8"),
+            pm.CustomDist("obs_markers", mu[f], sigma_obs(mk.level[f]), mk.censored[f].astype("int8"),
                           logp=_censored_normal_logp, random=_censored_normal_random,
                           observed=mk.log_value[f], dims="marker_fit_obs")
-            held_ll.append(_censored_normal_logp(mk.log_value[h], mu[h], sigma_level[mk.level[h]],
+            held_ll.append(_censored_normal_logp(mk.log_value[h], mu[h], sigma_obs(mk.level[h]),
                                                  mk.censored[h]))
         else:
             # observed values and censoring flags as pm.Data: a compiled model can be refitted to new
             # values of the same design (SBC replicates) without recompiling; fits freeze them as constants
-            pm.CustomDist("obs_markers", mu, sigma_level[mk.level],
+            pm.CustomDist("obs_markers", mu, sigma_obs(mk.level),
                           pm.Data("censored_markers", mk.censored.astype("int8"), dims="marker_obs"),
                           logp=_censored_normal_logp, random=_censored_normal_random,
                           observed=pm.Data("y_markers", mk.log_value, dims="marker_obs"), dims="marker_obs")
@@ -241,10 +246,10 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
         if held.any():
             f, h = ~held[bm.unit], held[bm.unit]
             model.add_coord("bmd_fit_obs", np.flatnonzero(f))
-            pm.Normal("obs_bmd", mu_b[f], sigma_level[bm.level[f]], observed=bm.log_value[f], dims="bmd_fit_obs")
-            held_ll.append(pm.logp(pm.Normal.dist(mu_b[h], sigma_level[bm.level[h]]), bm.log_value[h]))
+            pm.Normal("obs_bmd", mu_b[f], sigma_obs(bm.level[f]), observed=bm.log_value[f], dims="bmd_fit_obs")
+            held_ll.append(pm.logp(pm.Normal.dist(mu_b[h], sigma_obs(bm.level[h])), bm.log_value[h]))
         else:
-            pm.Normal("obs_bmd", mu_b, sigma_level[bm.level],
+            pm.Normal("obs_bmd", mu_b, sigma_obs(bm.level),
                       observed=pm.Data("y_bmd", bm.log_value, dims="bmd_obs"), dims="bmd_obs")
     se = data.serum
     if len(se):
@@ -257,11 +262,11 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
             f, h = ~held[se.unit], held[se.unit]
             mu_s = mu_s * pt.ones((len(se),))
             model.add_coord("serum_fit_obs", np.flatnonzero(f))
-            pm.Normal("obs_serum", mu_s[f], sigma_level[se.level[f]], observed=se.log_value[f],
+            pm.Normal("obs_serum", mu_s[f], sigma_obs(se.level[f]), observed=se.log_value[f],
                       dims="serum_fit_obs")
-            held_ll.append(pm.logp(pm.Normal.dist(mu_s[h], sigma_level[se.level[h]]), se.log_value[h]))
+            held_ll.append(pm.logp(pm.Normal.dist(mu_s[h], sigma_obs(se.level[h])), se.log_value[h]))
         else:
-            pm.Normal("obs_serum", mu_s, sigma_level[se.level],
+            pm.Normal("obs_serum", mu_s, sigma_obs(se.level),
                       observed=pm.Data("y_serum", se.log_value, dims="serum_obs"), dims="serum_obs")
     if held.any():
         blocks_all = (mk, bm, se)
