@@ -151,12 +151,11 @@ def run_one(method: str, a: argparse.Namespace) -> dict:
             return {"method": "stan", "skipped": "PyStan is not installed (pip install -e '.[bench]')"}
         import arviz as az
 
-        from export import STAN_FILE, STAN_POPULATION, stan_data
+        from export import STAN_POPULATION, build_posterior
 
-        data = stan_data(model)
         t = time.perf_counter()
         try:
-            post = stan.build(STAN_FILE.read_text(), data=data, random_seed=a.seed)
+            post = build_posterior(model, seed=a.seed)
         except Exception as e:  # noqa: BLE001 - no compiler, build failure: say so and skip
             return {"method": "stan", "skipped": f"Stan build failed: {type(e).__name__}: {str(e)[:300]}"}
         out["compile_s"] = time.perf_counter() - t
@@ -184,12 +183,10 @@ def run_one(method: str, a: argparse.Namespace) -> dict:
 def check_logp(a: argparse.Namespace, n_points: int = 3) -> dict:
     """Stan and PyMC log densities (with Jacobians) at random points: their differences must be constant."""
     import numpy as np
-    import stan
-
-    from export import STAN_FILE, stan_data, stan_point
+    from export import build_posterior, stan_point
 
     model = reference_model(a.subjects)
-    post = stan.build(STAN_FILE.read_text(), data=stan_data(model), random_seed=1)
+    post = build_posterior(model, seed=1)
     m = model.model
     ip = m.initial_point(random_seed=1)
     to_values = m.compile_fn(m.unobserved_value_vars, inputs=m.value_vars, on_unused_input="ignore")

@@ -75,12 +75,10 @@ def main() -> None:
 
     if not a.no_stan:
         try:
-            import stan
-
-            from export import STAN_FILE, stan_data, stan_point
+            from export import build_posterior, stan_point
 
             t = time.perf_counter()
-            post = stan.build(STAN_FILE.read_text(), data=stan_data(model), random_seed=1)
+            post = build_posterior(model, seed=1)
             out["stan_build_s"] = time.perf_counter() - t
             print(f"stan: build {out['stan_build_s']:.1f} s", flush=True)
             to_values = m.compile_fn(m.unobserved_value_vars, inputs=m.value_vars, on_unused_input="ignore")

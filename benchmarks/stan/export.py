@@ -162,3 +162,23 @@ def stan_point(model: Any, point: dict[str, np.ndarray]) -> dict[str, Any]:
 # names of the population parameters in the Stan output, as in IndividualModel.population_vars()
 STAN_POPULATION = ("k_C", "k_B", "k_M", "lam", "gamma", "e_form", "g_rankl", "g_opg", "emax_res", "ec50_res",
                    "eref_ana", "ec50_ana", "mu_level", "tau_subject", "tau_cohort", "tau_kM", "sigma")
+
+
+def build_posterior(model: Any, seed: int = 1) -> Any:
+    """``stan.build`` of the reference program on ``model``'s data (PyStan 3; the C++ build is cached).
+
+    httpstan runs ``stanc --warn-pedantic`` with a hard 1-second timeout; on this program it takes 0.9 s
+    unloaded, so on a busy machine the build fails with ``TimeoutExpired``. The timeout is raised to 120 s.
+    """
+    import subprocess
+    import types
+
+    import httpstan.compile
+    import stan
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        kwargs["timeout"] = max(kwargs.get("timeout") or 0, 120)
+        return subprocess.run(*args, **kwargs)
+
+    httpstan.compile.subprocess = types.SimpleNamespace(run=run)
+    return stan.build(STAN_FILE.read_text(), data=stan_data(model), random_seed=seed)
