@@ -2,6 +2,7 @@
 
     python benchmarks/bench_reference.py [--subjects 500] [--draws 1000] [--tune 1000] [--chains 4]
         [--methods nutpie,stan,pymc,numpyro] [--json benchmarks/results/bench_reference.json] [--check-logp]
+        [--method-timeout SECONDS]
 
 Reference data: a synthetic cohort (``bonebayes.datasets.synthetic``, seed 1) of ``--subjects`` subjects in 3
 cohorts with 7 visits (months 0, 1, 3, 6, 12, 18, 24): CTX, P1NP and BMD at two sites (lumbar spine, total hip)
@@ -24,6 +25,10 @@ min bulk ESS per second of sampling, max R-hat, divergences, whether the gate (R
 >= 400 for every population parameter) was met, the wall time until the gate (measured when met; otherwise a
 projection: compile + warm-up + the draw time needed at the measured ESS rate, labelled as projected), peak
 RSS; and ESS/s ratios of bonebayes' default path to each other method. Prints a table and writes JSON.
+
+``--method-timeout`` time-boxes each method: a method still running after that many seconds is killed and
+recorded as "did not finish in S s" (no ESS, so no ratio). The JSON is rewritten atomically after every
+method, so an interrupted run keeps the rows it finished.
 """
 
 from __future__ import annotations
@@ -233,6 +238,8 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--json", default=str(HERE / "results" / "bench_reference.json"))
     ap.add_argument("--check-logp", action="store_true", help="verify the Stan translation first")
+    ap.add_argument("--method-timeout", type=float, default=None,
+                    help="kill a method still running after this many seconds (recorded as not finished)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: run one method, print JSON
     a = ap.parse_args()
     if a.one:
@@ -250,10 +257,13 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--one", method, "--subjects", str(a.subjects), "--draws", str(a.draws),
                "--tune", str(a.tune), "--chains", str(a.chains), "--seed", str(a.seed)]
         t = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = _run_boxed(cmd, a.method_timeout)
         wall = time.perf_counter() - t
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
-        if line is None:
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None) if proc else None
+        if proc is None:
+            r = {"method": method, "skipped": f"did not finish in {a.method_timeout:.0f} s (killed; no draws)",
+                 "process_wall_s": wall}
+        elif line is None:
             r = {"method": method, "skipped": f"failed (exit {proc.returncode}): {proc.stderr.strip()[-400:]}"}
         else:
             r = json.loads(line[len("BENCH_RESULT "):])
@@ -271,21 +281,53 @@ def main() -> None:
                                    r["model_build_s"] + r["compile_s"] + per_iter * a.tune + GATE_ESS / draw_rate)
         rows.append(r)
         print(f"{method}: {json.dumps(r)}", flush=True)
+        _add_ratios(rows)
+        _write_json(Path(a.json), {"settings": {**info, "complete": False}, "results": rows})
+    ref = _add_ratios(rows)
+    info["load_average_end"] = os.getloadavg()
+    info["complete"] = True
+    print()
+    print(_table(rows, ref))
+    print("\nbonebayes x = ESS/s of bonebayes' default path (nutpie) divided by the method's ESS/s "
+          "(sampling time; compile excluded); (CPU) uses CPU seconds instead of wall seconds, which is the "
+          "fairer measure on a shared machine. 'to gate s' is projected where the gate was not met.")
+    _write_json(Path(a.json), {"settings": info, "results": rows})
+    print(f"wrote {a.json}")
+
+
+def _run_boxed(cmd: list[str], timeout: float | None) -> subprocess.CompletedProcess | None:
+    """Run ``cmd`` in its own process group; None if it was still running after ``timeout`` s (group killed:
+    PyStan samples in worker processes, which a plain kill of the child would leave running)."""
+    import signal
+
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as child:
+        try:
+            out, err = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            return None
+    return subprocess.CompletedProcess(cmd, child.returncode, out, err)
+
+
+def _add_ratios(rows: list[dict]) -> dict | None:
+    """ESS/s (wall and CPU) of bonebayes' default path divided by each other finished method's; returns its row."""
     ref = next((r for r in rows if r["method"] == "nutpie" and not r.get("skipped")), None)
     for r in rows:
         if ref and not r.get("skipped") and r is not ref:
             r["bonebayes_ess_per_s_ratio"] = ref["ess_per_s"] / r["ess_per_s"]
             if ref.get("ess_per_cpu_s") and r.get("ess_per_cpu_s"):
                 r["bonebayes_ess_per_cpu_s_ratio"] = ref["ess_per_cpu_s"] / r["ess_per_cpu_s"]
-    info["load_average_end"] = os.getloadavg()
-    print()
-    print(_table(rows, ref))
-    print("\nbonebayes x = ESS/s of bonebayes' default path (nutpie) divided by the method's ESS/s "
-          "(sampling time; compile excluded); (CPU) uses CPU seconds instead of wall seconds, which is the "
-          "fairer measure on a shared machine. 'to gate s' is projected where the gate was not met.")
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps({"settings": info, "results": rows}, indent=2))
-    print(f"wrote {a.json}")
+    return ref
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` atomically (temporary file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ SETTINGS_TABLE = """
 | `BONEBAYES_NB_DRAWS` | `DRAWS` | {draws} | posterior draws per chain |
 | `BONEBAYES_NB_TUNE` | `TUNE` | {tune} | tuning (warm-up) iterations per chain |
 | `BONEBAYES_NB_CHAINS` | `CHAINS` | {chains} | chains (run in parallel, one per core) |
+| `BONEBAYES_NB_SAMPLER` | `SAMPLER` | nutpie | NUTS implementation (`nutpie`, `pymc`, `numpyro`); `mock` draws from the prior and is not inference (the test suite uses it) |
 """
 
 SETUP = """
@@ -77,7 +78,7 @@ if saved.exists():
     p = candidate.provenance
     same_data = (p.get("model") == "published" and p.get("data_hash") == pub.data_hash()
                  and p.get("config") == pub.config.model_dump(mode="json"))
-    wanted = {"draws": DRAWS, "tune": TUNE, "chains": CHAINS, "seed": SEED}
+    wanted = {"draws": DRAWS, "tune": TUNE, "chains": CHAINS, "seed": SEED, "sampler": SAMPLER}
     same_settings = FIT_PATH is not None or all(p.get(k) == v for k, v in wanted.items())
     if same_data and same_settings:
         fit = candidate
@@ -86,7 +87,7 @@ if saved.exists():
     else:
         print(f"{saved} is a fit of other data, configuration or settings: fitting again")
 if fit is None:
-    fit = pub.fit(draws=DRAWS, tune=TUNE, chains=CHAINS, seed=SEED, progress=False)
+    fit = pub.fit(draws=DRAWS, tune=TUNE, chains=CHAINS, seed=SEED, sampler=SAMPLER, progress=False)
     fit.save(OUT / "published_fit.nc")
     print(f"fitted in {fit.provenance['wall_time_s']:.0f} s and saved to {OUT / 'published_fit.nc'}")
 verdict = fit.diagnose(warn=False)
@@ -123,9 +124,9 @@ edit the cell to change it by hand.
 
 The defaults are those of the synthetic recovery job (`bonebayes demo --synthetic`), which passes the
 diagnostics gate; the fit takes about 10 minutes on a 2-core machine. The test suite
-(`tests/test_notebooks.py`) runs this notebook with 12 subjects and 2 chains x 50 draws after 50 tuning
-iterations: enough to execute every cell, far too little for inference. **At those settings the diagnostics
-fail and the numbers below mean nothing**; rerun with the defaults to read them.
+(`tests/test_notebooks.py`) runs this notebook with 12 subjects and `SAMPLER = "mock"` (50 prior draws per
+chain dressed as a posterior): enough to execute every cell, and no inference at all. **At those settings the
+diagnostics fail and the numbers below mean nothing**; rerun with the defaults to read them.
 """),
         code("""
 import os
@@ -133,9 +134,10 @@ import os
 DRAWS = int(os.environ.get("BONEBAYES_NB_DRAWS", 1000))
 TUNE = int(os.environ.get("BONEBAYES_NB_TUNE", 1000))
 CHAINS = int(os.environ.get("BONEBAYES_NB_CHAINS", 4))
+SAMPLER = os.environ.get("BONEBAYES_NB_SAMPLER", "nutpie")  # "mock" = prior draws, for plumbing tests only
 N_SUBJECTS = int(os.environ.get("BONEBAYES_NB_SUBJECTS", 200))
 SEED = 1  # integer seeds only: they make the simulation and the fit reproducible
-print(f"{N_SUBJECTS} subjects; {CHAINS} chains x {DRAWS} draws after {TUNE} tuning iterations")
+print(f"{N_SUBJECTS} subjects; {SAMPLER}: {CHAINS} chains x {DRAWS} draws after {TUNE} tuning iterations")
 """),
         code(SETUP),
         md("""
@@ -237,7 +239,7 @@ posterior, the input tables and the provenance (configuration, data hash, seed, 
 NetCDF file, atomically; `Fit.load` reads it back without refitting.
 """),
         code("""
-fit = model.fit(draws=DRAWS, tune=TUNE, chains=CHAINS, seed=SEED, progress=False)
+fit = model.fit(draws=DRAWS, tune=TUNE, chains=CHAINS, seed=SEED, sampler=SAMPLER, progress=False)
 fit.save(OUT / "quickstart_fit.nc")
 print(f"sampling took {fit.provenance['wall_time_s']:.0f} s")
 print(fit.verdict)
@@ -413,9 +415,9 @@ It is what `make demo` (`bonebayes demo`) does, step by step.
 The defaults are the main job's: 4 chains x 1000 draws after 1000 tuning iterations, about 25 minutes on a
 2-core machine, and the fit passes the diagnostics gate (see the README). Without `FIT_PATH` the notebook
 reuses `outputs/published_fit.nc` when it was fitted with the same data, configuration and settings, and
-otherwise fits and saves it there (notebook 03 reuses it too). The test suite runs this notebook with 2
-chains x 50 draws after 50 tuning iterations: the cells run, but **the diagnostics fail at those settings
-and the numbers are not meaningful**.
+otherwise fits and saves it there (notebook 03 reuses it too). The test suite runs this notebook with
+`SAMPLER = "mock"` (2 x 50 prior draws dressed as a posterior): the cells run, but **the diagnostics fail at
+those settings and the numbers are not meaningful**.
 """),
         code("""
 import os
@@ -423,9 +425,10 @@ import os
 DRAWS = int(os.environ.get("BONEBAYES_NB_DRAWS", 1000))
 TUNE = int(os.environ.get("BONEBAYES_NB_TUNE", 1000))
 CHAINS = int(os.environ.get("BONEBAYES_NB_CHAINS", 4))
+SAMPLER = os.environ.get("BONEBAYES_NB_SAMPLER", "nutpie")  # "mock" = prior draws, for plumbing tests only
 FIT_PATH = os.environ.get("BONEBAYES_NB_FIT") or None  # e.g. "../results/fit.nc"
 SEED = 1
-print(f"{CHAINS} chains x {DRAWS} draws after {TUNE} tuning iterations; existing fit: {FIT_PATH}")
+print(f"{SAMPLER}: {CHAINS} chains x {DRAWS} draws after {TUNE} tuning iterations; existing fit: {FIT_PATH}")
 """),
         code(SETUP),
         md("""
@@ -625,9 +628,8 @@ uses the fit of the shipped published evidence (notebook 02) and the example sce
 
 The sampler settings only matter if there is no fit to reuse: as in notebook 02, `outputs/published_fit.nc`
 is reused when it was fitted with the same data, configuration and settings (run notebook 02 first, or point
-`FIT_PATH` at the main job's fit). The test suite runs notebook 02 first with 2 chains x 50 draws after 50
-tuning iterations and this notebook reuses that fit: **at those settings the bands below are not
-meaningful**. Projections themselves are fast (about a second for 1000 draws).
+`FIT_PATH` at the main job's fit). The test suite runs notebook 02 first with `SAMPLER = "mock"` (2 x 50
+prior draws) and this notebook reuses that fit: **at those settings the bands below are not meaningful**. Projections themselves are fast (about a second for 1000 draws).
 """),
         code("""
 import os
@@ -635,6 +637,7 @@ import os
 DRAWS = int(os.environ.get("BONEBAYES_NB_DRAWS", 1000))
 TUNE = int(os.environ.get("BONEBAYES_NB_TUNE", 1000))
 CHAINS = int(os.environ.get("BONEBAYES_NB_CHAINS", 4))
+SAMPLER = os.environ.get("BONEBAYES_NB_SAMPLER", "nutpie")  # "mock" = prior draws, for plumbing tests only
 FIT_PATH = os.environ.get("BONEBAYES_NB_FIT") or None  # e.g. "../results/fit.nc"
 REBOUND_FIT = os.environ.get("BONEBAYES_NB_REBOUND_FIT") or None
 SEED = 1
@@ -906,9 +909,9 @@ SBC replicates use 2 chains x 200 draws after 200 tuning (the sweep of section 3
 `DRAWS`, `TUNE` and `CHAINS`, and rank each truth among up to 99 thinned draws. With the defaults the
 comparison is two fits plus up to 2 x 5 K-fold refits, and the SBC 20 refits: budget an hour or more on a
 2-core machine; the full 100-replicate SBC belongs on a cluster (section 3). The test suite runs this
-notebook with 10 subjects, 2 chains x 30 draws after 30 tuning iterations, no K-fold refits and 2 SBC
-replicates of 8 subjects: every cell runs, but **none of the numbers is meaningful at those settings**
-(the fits do not converge, and 2 replicates cannot test uniformity).
+notebook with 10 subjects, `SAMPLER = "mock"` (2 x 30 prior draws dressed as a posterior), no K-fold refits
+and 2 SBC replicates of 8 subjects: every cell runs, but **none of the numbers is meaningful at those
+settings** (nothing is fitted, and 2 replicates cannot test uniformity).
 """),
         code("""
 import os
@@ -916,6 +919,7 @@ import os
 DRAWS = int(os.environ.get("BONEBAYES_NB_DRAWS", 1000))
 TUNE = int(os.environ.get("BONEBAYES_NB_TUNE", 1000))
 CHAINS = int(os.environ.get("BONEBAYES_NB_CHAINS", 4))
+SAMPLER = os.environ.get("BONEBAYES_NB_SAMPLER", "nutpie")  # "mock" = prior draws, for plumbing tests only
 N_SUBJECTS = int(os.environ.get("BONEBAYES_NB_SUBJECTS", 60))
 KFOLD = int(os.environ.get("BONEBAYES_NB_KFOLD", 5))
 SBC_REPLICATES = int(os.environ.get("BONEBAYES_NB_SBC_REPLICATES", 20))
@@ -984,7 +988,7 @@ sum_i log sum_k w_k exp(elpd_ik) over the pointwise values of whichever estimate
 """),
         code("""
 comp = compare_variants(data, ["individual", "individual_rebound"], draws=DRAWS, tune=TUNE, chains=CHAINS,
-                        seed=SEED, kfold=KFOLD, output=OUT / "compare", log=print)
+                        seed=SEED, sampler=SAMPLER, kfold=KFOLD, output=OUT / "compare", log=print)
 print("ranked by:", comp.method)
 comp.table[["method", "elpd", "se", "elpd_diff", "se_diff", "weight", "elpd_loo", "p_loo", "k_good", "k_ok",
             "k_bad", "k_max", "converged", "rhat_max"]].round(2)
@@ -1038,7 +1042,7 @@ slope a bias. Replicates are written one file each in `output/replicates/`, so a
         code("""
 from bonebayes.checks.sbc import run_sbc
 
-sbc = run_sbc("individual", SBC_REPLICATES, draws=SBC_DRAWS, tune=SBC_TUNE, chains=SBC_CHAINS,
+sbc = run_sbc("individual", SBC_REPLICATES, draws=SBC_DRAWS, tune=SBC_TUNE, chains=SBC_CHAINS, sampler=SAMPLER,
               rank_draws=RANK_DRAWS, n_subjects=SBC_SUBJECTS, seed=0, output=OUT / "sbc", log=print)
 plt.close("all")
 print(f"{len(sbc.replicate_info)} replicates, {sbc.wall_time_s:.0f} s of fitting in all")

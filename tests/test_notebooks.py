@@ -1,9 +1,12 @@
 """The tutorial notebooks (notebooks/*.ipynb): committed without outputs, in sync with their generator, and
-each one executes from top to bottom with small sampling settings (real MCMC, so `slow`).
+each one executes from top to bottom (a few minutes in all, so `slow`).
 
-Each notebook reads its sampling size from environment variables (``BONEBAYES_NB_DRAWS`` etc., see
-notebooks/README.md); the settings below make every cell run in a few minutes on a 2-core machine, far too
-few draws for inference. The notebooks run in one temporary working directory, in order, so that notebook 03
+Each notebook reads its sampler and sampling size from environment variables (``BONEBAYES_NB_SAMPLER``,
+``BONEBAYES_NB_DRAWS`` etc., see notebooks/README.md). The settings below use the mock sampler (prior draws
+dressed as a posterior): these tests check that every cell runs, not inference, which the slow tests of the
+models check with real MCMC (test_recovery_slow, test_published_slow, test_sbc_slow). A real-MCMC run of the
+notebooks at these sizes took about 10 minutes locally and 20 on the CI machine,
+mostly compilation. The notebooks run in one temporary working directory, in order, so that notebook 03
 reuses the published fit that notebook 02 saved (``outputs/published_fit.nc``; same data and settings).
 Wall times are printed and written to ``<pytest basetemp>/notebook_times.json`` (and to
 ``$BONEBAYES_NB_TIMES`` when set).
@@ -27,14 +30,15 @@ EXPECTED = ["01_quickstart.ipynb", "02_published_evidence.ipynb", "03_treatment_
 CELL_TIMEOUT_S = 1500  # one cell (a fit) on a loaded 2-core CI machine
 
 # Test-suite settings per notebook (02 and 03 must agree, so that 03 reuses 02's fit).
-PUBLISHED = {"BONEBAYES_NB_DRAWS": "50", "BONEBAYES_NB_TUNE": "50", "BONEBAYES_NB_CHAINS": "2"}
+MOCK = {"BONEBAYES_NB_SAMPLER": "mock"}
+PUBLISHED = {**MOCK, "BONEBAYES_NB_DRAWS": "50", "BONEBAYES_NB_TUNE": "50", "BONEBAYES_NB_CHAINS": "2"}
 SETTINGS: dict[str, dict[str, str]] = {
-    "01_quickstart.ipynb": {"BONEBAYES_NB_DRAWS": "50", "BONEBAYES_NB_TUNE": "50", "BONEBAYES_NB_CHAINS": "2",
-                            "BONEBAYES_NB_SUBJECTS": "12"},
+    "01_quickstart.ipynb": {**MOCK, "BONEBAYES_NB_DRAWS": "50", "BONEBAYES_NB_TUNE": "50",
+                            "BONEBAYES_NB_CHAINS": "2", "BONEBAYES_NB_SUBJECTS": "12"},
     "02_published_evidence.ipynb": PUBLISHED,
     "03_treatment_projections.ipynb": PUBLISHED,
     "04_model_comparison_and_sbc.ipynb": {
-        "BONEBAYES_NB_DRAWS": "30", "BONEBAYES_NB_TUNE": "30", "BONEBAYES_NB_CHAINS": "2",
+        **MOCK, "BONEBAYES_NB_DRAWS": "30", "BONEBAYES_NB_TUNE": "30", "BONEBAYES_NB_CHAINS": "2",
         "BONEBAYES_NB_SUBJECTS": "10", "BONEBAYES_NB_KFOLD": "0", "BONEBAYES_NB_SBC_REPLICATES": "2",
         "BONEBAYES_NB_SBC_SUBJECTS": "8",
     },
