@@ -242,6 +242,8 @@ def main() -> None:
                     help="kill a method still running after this many seconds (recorded as not finished)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: run one method, print JSON
     a = ap.parse_args()
+    from bonebayes._atomic import write_text_atomic
+
     if a.one:
         print("BENCH_RESULT " + json.dumps(run_one(a.one, a)), flush=True)
         return
@@ -252,17 +254,18 @@ def main() -> None:
         info["logp_check"] = check_logp(a)
         print(f"Stan vs PyMC log density: differences {info['logp_check']['pymc_minus_stan']} "
               f"(spread {info['logp_check']['spread']:.2e}; constant = same density)", flush=True)
-    rows = []
+    rows, ref = [], None
     for method in [m.strip() for m in a.methods.split(",") if m.strip()]:
         cmd = [sys.executable, __file__, "--one", method, "--subjects", str(a.subjects), "--draws", str(a.draws),
                "--tune", str(a.tune), "--chains", str(a.chains), "--seed", str(a.seed)]
         t = time.perf_counter()
         proc = _run_boxed(cmd, a.method_timeout)
         wall = time.perf_counter() - t
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None) if proc else None
+        out = proc.stdout.splitlines() if proc else []
+        line = next((ln for ln in out if ln.startswith("BENCH_RESULT ")), None)
         if proc is None:
-            r = {"method": method, "skipped": f"did not finish in {a.method_timeout:.0f} s (killed; no draws)",
-                 "process_wall_s": wall}
+            r = {"method": method, "process_wall_s": wall,
+                 "skipped": f"did not finish in {a.method_timeout:.0f} s (killed; no draws)"}
         elif line is None:
             r = {"method": method, "skipped": f"failed (exit {proc.returncode}): {proc.stderr.strip()[-400:]}"}
         else:
@@ -281,9 +284,9 @@ def main() -> None:
                                    r["model_build_s"] + r["compile_s"] + per_iter * a.tune + GATE_ESS / draw_rate)
         rows.append(r)
         print(f"{method}: {json.dumps(r)}", flush=True)
-        _add_ratios(rows)
-        _write_json(Path(a.json), {"settings": {**info, "complete": False}, "results": rows})
-    ref = _add_ratios(rows)
+        ref = _add_ratios(rows)
+        partial = {"settings": {**info, "complete": False}, "results": rows}
+        write_text_atomic(json.dumps(partial, indent=2), a.json)
     info["load_average_end"] = os.getloadavg()
     info["complete"] = True
     print()
@@ -291,7 +294,7 @@ def main() -> None:
     print("\nbonebayes x = ESS/s of bonebayes' default path (nutpie) divided by the method's ESS/s "
           "(sampling time; compile excluded); (CPU) uses CPU seconds instead of wall seconds, which is the "
           "fairer measure on a shared machine. 'to gate s' is projected where the gate was not met.")
-    _write_json(Path(a.json), {"settings": info, "results": rows})
+    write_text_atomic(json.dumps({"settings": info, "results": rows}, indent=2), a.json)
     print(f"wrote {a.json}")
 
 
@@ -312,7 +315,7 @@ def _run_boxed(cmd: list[str], timeout: float | None) -> subprocess.CompletedPro
 
 
 def _add_ratios(rows: list[dict]) -> dict | None:
-    """ESS/s (wall and CPU) of bonebayes' default path divided by each other finished method's; returns its row."""
+    """Add ESS/s ratios (wall, CPU) of bonebayes' default path to every other finished method; returns its row."""
     ref = next((r for r in rows if r["method"] == "nutpie" and not r.get("skipped")), None)
     for r in rows:
         if ref and not r.get("skipped") and r is not ref:
@@ -320,14 +323,6 @@ def _add_ratios(rows: list[dict]) -> dict | None:
             if ref.get("ess_per_cpu_s") and r.get("ess_per_cpu_s"):
                 r["bonebayes_ess_per_cpu_s_ratio"] = ref["ess_per_cpu_s"] / r["ess_per_cpu_s"]
     return ref
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    """Write ``payload`` atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -629,7 +629,8 @@ uses the fit of the shipped published evidence (notebook 02) and the example sce
 The sampler settings only matter if there is no fit to reuse: as in notebook 02, `outputs/published_fit.nc`
 is reused when it was fitted with the same data, configuration and settings (run notebook 02 first, or point
 `FIT_PATH` at the main job's fit). The test suite runs notebook 02 first with `SAMPLER = "mock"` (2 x 50
-prior draws) and this notebook reuses that fit: **at those settings the bands below are not meaningful**. Projections themselves are fast (about a second for 1000 draws).
+prior draws) and this notebook reuses that fit: **at those settings the bands below are not meaningful**.
+Projections themselves are fast (about a second for 1000 draws).
 """),
         code("""
 import os
@@ -1042,8 +1043,8 @@ slope a bias. Replicates are written one file each in `output/replicates/`, so a
         code("""
 from bonebayes.checks.sbc import run_sbc
 
-sbc = run_sbc("individual", SBC_REPLICATES, draws=SBC_DRAWS, tune=SBC_TUNE, chains=SBC_CHAINS, sampler=SAMPLER,
-              rank_draws=RANK_DRAWS, n_subjects=SBC_SUBJECTS, seed=0, output=OUT / "sbc", log=print)
+sbc = run_sbc("individual", SBC_REPLICATES, draws=SBC_DRAWS, tune=SBC_TUNE, chains=SBC_CHAINS,
+              sampler=SAMPLER, rank_draws=RANK_DRAWS, n_subjects=SBC_SUBJECTS, seed=0, output=OUT / "sbc", log=print)
 plt.close("all")
 print(f"{len(sbc.replicate_info)} replicates, {sbc.wall_time_s:.0f} s of fitting in all")
 sbc.replicate_info.round(3)

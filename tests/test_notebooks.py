@@ -4,10 +4,10 @@ each one executes from top to bottom (a few minutes in all, so `slow`).
 Each notebook reads its sampler and sampling size from environment variables (``BONEBAYES_NB_SAMPLER``,
 ``BONEBAYES_NB_DRAWS`` etc., see notebooks/README.md). The settings below use the mock sampler (prior draws
 dressed as a posterior): these tests check that every cell runs, not inference, which the slow tests of the
-models check with real MCMC (test_recovery_slow, test_published_slow, test_sbc_slow). A real-MCMC run of the
-notebooks at these sizes took about 10 minutes locally and 20 on the CI machine,
-mostly compilation. The notebooks run in one temporary working directory, in order, so that notebook 03
-reuses the published fit that notebook 02 saved (``outputs/published_fit.nc``; same data and settings).
+models check with real MCMC (test_recovery_slow, test_published_slow, test_sbc_slow). With real MCMC at these
+sizes the four notebooks took 1,227 s on a cold 2-core machine (CI: 1,222 s), mostly compilation; with the
+mock sampler 328 s (warm PyTensor cache). The notebooks run in one temporary working directory, in order,
+so that notebook 03 reuses the published fit that notebook 02 saved (``outputs/published_fit.nc``; same data and settings).
 Wall times are printed and written to ``<pytest basetemp>/notebook_times.json`` (and to
 ``$BONEBAYES_NB_TIMES`` when set).
 """
