@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -85,6 +86,7 @@ def sample(
     low_rank: bool = True,
     no_jitter: Sequence[str] = (),
     gradient_backend: str | None = None,
+    initvals: dict[str, np.ndarray] | None = None,
 ) -> Any:
     """Draw posterior samples from a PyMC model; returns ArviZ InferenceData with ``sample_stats``.
 
@@ -92,6 +94,10 @@ def sample(
     correlated directions of these models (k_M, lambda, the estradiol elasticities trade off through each
     subject's pre-trial history) that a diagonal mass matrix mixes slowly. ``gradient_backend`` (nutpie with
     the JAX back-end): "jax" (autodiff, the default) or "pytensor" (symbolic gradient); see NUTPIE_GRADIENT.
+    Chains start at the priors' support points jittered by at most one prior SD per element
+    (:class:`bonebayes.initial_points.ChainStarts`, the same for every sampler); ``initvals`` (name -> value on
+    the constrained scale) replace the support point for those free variables, and ``no_jitter`` names
+    variables started exactly there.
     """
     seed = _check_seed(seed)
     if sampler not in SAMPLERS:
@@ -102,24 +108,30 @@ def sample(
     if sampler == "mock":
         return _mock_sample(model, draws=draws, chains=chains, seed=seed)
     if sampler == "nutpie":
-        compiled = compile_nutpie(model, no_jitter=no_jitter, gradient_backend=gradient_backend, cores=cores)
+        compiled = compile_nutpie(model, no_jitter=no_jitter, gradient_backend=gradient_backend, cores=cores,
+                                  initvals=initvals)
         return sample_compiled(compiled, draws=draws, tune=tune, chains=chains, seed=seed, cores=cores,
                                target_accept=target_accept, progress=progress, low_rank=low_rank)
     import pymc as pm
 
+    from bonebayes.initial_points import ChainStarts
+
+    starts = ChainStarts(model, initvals, no_jitter).constrained(chains, seed)  # jitter included
     with model:
         if sampler == "numpyro":
             from pymc.sampling.jax import sample_numpyro_nuts
 
-            return sample_numpyro_nuts(draws=draws, tune=tune, chains=chains, random_seed=seed,
-                                       target_accept=target_accept, progressbar=progress,
+            return sample_numpyro_nuts(draws=draws, tune=tune, chains=chains, random_seed=seed, initvals=starts,
+                                       jitter=False, target_accept=target_accept, progressbar=progress,
                                        chain_method="sequential" if cores == 1 else "parallel")
-        return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
-                         target_accept=target_accept, progressbar=progress, compute_convergence_checks=False)
+        return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed, initvals=starts,
+                         init="adapt_diag", target_accept=target_accept, progressbar=progress,
+                         compute_convergence_checks=False)
 
 
 def compile_nutpie(model: Any, *, swap_data: Sequence[str] = (), no_jitter: Sequence[str] = (),
-                   gradient_backend: str | None = None, cores: int = 2) -> Any:
+                   gradient_backend: str | None = None, cores: int = 2,
+                   initvals: dict[str, np.ndarray] | None = None) -> Any:
     """Compile ``model``'s log density for nutpie; dims and all data are frozen as constants except ``swap_data``.
 
     The names in ``swap_data`` (``pm.Data`` of the model, e.g. observed values) stay inputs of the compiled
@@ -133,15 +145,45 @@ def compile_nutpie(model: Any, *, swap_data: Sequence[str] = (), no_jitter: Sequ
 
     from pymc.model.transform.optimization import freeze_dims_and_data
 
+    from bonebayes.initial_points import ChainStarts
+
     unknown = sorted(set(swap_data) - {v.name for v in model.data_vars})
     if unknown:
         raise ValueError(f"swap_data {unknown} are not pm.Data of the model")
     frozen = freeze_dims_and_data(model, data=[n for n in model.named_vars if n not in set(swap_data)])
-    jitter = {v for v in frozen.free_RVs if v.name not in set(no_jitter)} if no_jitter else None
+    starts = ChainStarts(frozen, initvals, no_jitter)
     gradient = os.environ.get("BONEBAYES_NUTPIE_GRADIENT",
                               (gradient_backend or NUTPIE_GRADIENT) if backend == "jax" else backend)
-    return nutpie.compile_pymc_model(frozen, backend=backend, gradient_backend=gradient, jitter_rvs=jitter,
-                                     freeze_model=False)
+    compiled = nutpie.compile_pymc_model(frozen, backend=backend, gradient_backend=gradient, jitter_rvs=set(),
+                                         freeze_model=False)
+    order = [frozen.rvs_to_values[v].name for v in frozen.free_RVs]  # nutpie's flat layout
+    return dataclasses.replace(compiled, **{_starts_field(compiled): _FlatStarts(starts, order)})
+
+
+@dataclass(frozen=True)
+class _FlatStarts:
+    """nutpie's start function: seed -> flat unconstrained start, in the compiled model's variable order."""
+
+    starts: Any  # bonebayes.initial_points.ChainStarts
+    order: list[str]
+
+    def __call__(self, seed: Any) -> np.ndarray:
+        return self.starts.flat(seed, self.order)
+
+
+def _starts_field(compiled: Any) -> str:
+    """nutpie's JAX models keep the start function as ``_make_initial_points``, numba ones as
+    ``initial_point_func``."""
+    return "_make_initial_points" if hasattr(compiled, "_make_initial_points") else "initial_point_func"
+
+
+def with_chain_starts(compiled: Any, starts: Any) -> Any:
+    """A model compiled by :func:`compile_nutpie` whose chains start at ``starts`` instead (a
+    :class:`bonebayes.initial_points.ChainStarts` of the same model, e.g. with per-dataset overrides)."""
+    old = getattr(compiled, _starts_field(compiled), None)
+    if not isinstance(old, _FlatStarts):
+        raise TypeError("with_chain_starts needs a model compiled by bonebayes.inference.compile_nutpie")
+    return dataclasses.replace(compiled, **{_starts_field(compiled): _FlatStarts(starts, old.order)})
 
 
 def sample_compiled(compiled: Any, data: dict[str, np.ndarray] | None = None, *, draws: int = 1000,

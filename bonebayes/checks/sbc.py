@@ -116,6 +116,7 @@ class SBCWorkspace:
         self.swappable = all(d in {v.name for v in model.data_vars}
                              for o in self.obs_names for d in SWAP_DATA.get(o, ("?",)))
         self._compiled = None
+        self._starts = None
 
     def simulate(self, seed: int) -> tuple[Any, dict[str, float], dict[str, np.ndarray]]:
         """(template data with simulated values, flattened true population parameters, pm.Data values)."""
@@ -135,13 +136,20 @@ class SBCWorkspace:
     def fit(self, data: Any, swap: dict[str, np.ndarray], *, seed: int, draws: int, tune: int, chains: int,
             sampler: str) -> tuple[Any, Any]:
         """Posterior (InferenceData) and diagnostics verdict of the model refitted to one simulated dataset."""
-        from bonebayes.inference import compile_nutpie, diagnose, sample_compiled
+        from bonebayes.inference import compile_nutpie, diagnose, sample_compiled, with_chain_starts
 
         target_accept = 0.9
         if sampler == "nutpie" and self.swappable:
             if self._compiled is None:
+                from bonebayes.initial_points import ChainStarts
+
                 self._compiled = compile_nutpie(self.model, swap_data=list(swap))
-            idata = sample_compiled(self._compiled, swap, draws=draws, tune=tune, chains=chains, seed=seed,
+                self._starts = ChainStarts(self.model)  # same names as the compiled clone's (order differs)
+            compiled = self._compiled
+            if hasattr(self.template, "initial_values"):  # data-informed level starts for this replicate
+                compiled = with_chain_starts(compiled,
+                                             self._starts.with_overrides(self.template.initial_values(data)))
+            idata = sample_compiled(compiled, swap, draws=draws, tune=tune, chains=chains, seed=seed,
                                     target_accept=target_accept, progress=False)
             return idata, diagnose(idata, self.truth_vars, warn=False)
         fit = _with_data(self.template, data).fit(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,

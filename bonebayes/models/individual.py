@@ -318,6 +318,13 @@ class IndividualModel:
     def population_vars(self) -> list[str]:
         return population_var_names(self.model)
 
+    def initial_values(self, data: IndividualData | None = None) -> dict[str, np.ndarray]:
+        """Data-informed, unjittered chain starts of the level parameters (``models.initial_values``), for
+        this model's data or for ``data`` of the same design (a refit of the compiled model to new values)."""
+        from bonebayes.models.initial_values import individual_initial_values
+
+        return individual_initial_values(data or self.data, {v.name for v in self.model.free_RVs})
+
     def data_hash(self) -> str:
         """Content hash of the canonical columns of both tables (independent of row order and extras)."""
         from bonebayes.datasets.io import dataframe_hash
@@ -350,9 +357,10 @@ class IndividualModel:
         from bonebayes.fit import Fit
         from bonebayes.inference import diagnose, provenance, sample
 
+        init = self.initial_values()
         t = time.perf_counter()
         idata = sample(self.model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
-                       progress=progress, target_accept=target_accept)
+                       progress=progress, target_accept=target_accept, initvals=init, no_jitter=tuple(init))
         wall = time.perf_counter() - t
         prov = provenance(config=self.config.model_dump(mode="json"), data_hash=self.data_hash(), seed=seed,
                           sampler=sampler, draws=draws, tune=tune, chains=chains, wall_time_s=wall,
