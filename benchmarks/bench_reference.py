@@ -12,7 +12,9 @@ schedule, inputs, centring choices and prior hyperparameters as data; ``--check-
 log densities agree up to a constant at random points before timing anything).
 
 Methods (each in its own process, so peak memory and XLA settings are per method; same draws, tuning, chains,
-seed and target acceptance 0.9 for all):
+seed, target acceptance 0.9 for all, and chain starts drawn the same way (``bonebayes.initial_points.
+ChainStarts``: data-informed levels and a jitter no wider than each prior); Stan's own U(-2, 2) and PyMC's U(-1, 1) jitter on the
+unconstrained scale are 10-20 prior SDs for the narrow elasticity priors and strand chains):
 
 * ``nutpie``  bonebayes' default path (``bonebayes.inference.sample``): nutpie, JAX back-end, low-rank mass
   matrix adaptation;
@@ -106,29 +108,32 @@ def run_one(method: str, a: argparse.Namespace) -> dict:
     build_s = time.perf_counter() - t_build
     cores = min(a.chains, os.cpu_count() or 1)
     out: dict = {"method": method, "model_build_s": build_s}
-    if method == "nutpie":
-        import nutpie
-        from pymc.model.transform.optimization import freeze_dims_and_data
+    # every method starts its chains where bonebayes does (data-informed levels, jitter scaled to the priors)
+    from bonebayes.initial_points import ChainStarts
 
-        from bonebayes.inference import NUTPIE_BACKEND
+    init = model.initial_values()
+    starts = ChainStarts(pm_model, init, tuple(init)).constrained(a.chains, a.seed)
+    if method == "nutpie":
+        from bonebayes.inference import compile_nutpie, sample_compiled
 
         t = time.perf_counter()
-        compiled = nutpie.compile_pymc_model(freeze_dims_and_data(pm_model), backend=NUTPIE_BACKEND,
-                                             gradient_backend=NUTPIE_BACKEND, freeze_model=False)
+        compiled = compile_nutpie(pm_model, initvals=init, no_jitter=tuple(init), cores=cores)
         out["compile_s"] = time.perf_counter() - t
         t, c0 = time.perf_counter(), _cpu_s()
-        idata = nutpie.sample(compiled, draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed, cores=cores,
-                              target_accept=TARGET_ACCEPT, progress_bar=False, low_rank_modified_mass_matrix=True)
+        idata = sample_compiled(compiled, draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed, cores=cores,
+                                target_accept=TARGET_ACCEPT, progress=False)
         out["sample_s"] = time.perf_counter() - t  # includes XLA's JIT at the first evaluation
         out["sample_cpu_s"] = _cpu_s() - c0
-        out["note"] = "bonebayes default: nutpie + JAX, low-rank mass matrix; sample_s includes the JIT"
+        out["note"] = ("bonebayes default (inference.compile_nutpie + sample_compiled): nutpie + JAX, low-rank "
+                       "mass matrix; sample_s includes the JIT")
     elif method == "pymc":
         import pymc as pm
 
         t, c0 = time.perf_counter(), _cpu_s()
         with pm_model:
             idata = pm.sample(draws=a.draws, tune=a.tune, chains=a.chains, cores=cores, random_seed=a.seed,
-                              target_accept=TARGET_ACCEPT, progressbar=False, compute_convergence_checks=False)
+                              initvals=starts, init="adapt_diag", target_accept=TARGET_ACCEPT,
+                              progressbar=False, compute_convergence_checks=False)
         total = time.perf_counter() - t
         out["sample_s"] = float(idata.sample_stats.attrs.get("sampling_time", total))
         out["compile_s"] = total - out["sample_s"]
@@ -140,7 +145,8 @@ def run_one(method: str, a: argparse.Namespace) -> dict:
         t, c0 = time.perf_counter(), _cpu_s()
         with pm_model:
             idata = sample_numpyro_nuts(draws=a.draws, tune=a.tune, chains=a.chains, random_seed=a.seed,
-                                        target_accept=TARGET_ACCEPT, progressbar=False,
+                                        initvals=starts, jitter=False, target_accept=TARGET_ACCEPT,
+                                        progressbar=False,
                                         chain_method="parallel" if cores > 1 else "sequential")
         total = time.perf_counter() - t
         st = idata.attrs if hasattr(idata, "attrs") else {}
@@ -156,7 +162,7 @@ def run_one(method: str, a: argparse.Namespace) -> dict:
             return {"method": "stan", "skipped": "PyStan is not installed (pip install -e '.[bench]')"}
         import arviz as az
 
-        from export import STAN_POPULATION, build_posterior
+        from export import STAN_POPULATION, build_posterior, stan_point
 
         t = time.perf_counter()
         try:
@@ -165,7 +171,8 @@ def run_one(method: str, a: argparse.Namespace) -> dict:
             return {"method": "stan", "skipped": f"Stan build failed: {type(e).__name__}: {str(e)[:300]}"}
         out["compile_s"] = time.perf_counter() - t
         t, c0 = time.perf_counter(), _cpu_s()
-        fit = post.sample(num_chains=a.chains, num_samples=a.draws, num_warmup=a.tune, delta=TARGET_ACCEPT)
+        fit = post.sample(num_chains=a.chains, num_samples=a.draws, num_warmup=a.tune, delta=TARGET_ACCEPT,
+                          init=[stan_point(model, p) for p in starts])
         out["sample_s"] = time.perf_counter() - t
         out["sample_cpu_s"] = _cpu_s() - c0
         idata = az.from_pystan(posterior=fit)
