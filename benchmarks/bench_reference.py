@@ -112,12 +112,12 @@ def run_one(method: str, a: argparse.Namespace) -> dict:
     from bonebayes.initial_points import ChainStarts
 
     init = model.initial_values()
-    starts = ChainStarts(pm_model, init, tuple(init)).constrained(a.chains, a.seed)
+    starts = ChainStarts(pm_model, init, model.no_jitter(init)).constrained(a.chains, a.seed)
     if method == "nutpie":
         from bonebayes.inference import compile_nutpie, sample_compiled
 
         t = time.perf_counter()
-        compiled = compile_nutpie(pm_model, initvals=init, no_jitter=tuple(init), cores=cores)
+        compiled = compile_nutpie(pm_model, initvals=init, no_jitter=model.no_jitter(init), cores=cores)
         out["compile_s"] = time.perf_counter() - t
         t, c0 = time.perf_counter(), _cpu_s()
         idata = sample_compiled(compiled, draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed, cores=cores,

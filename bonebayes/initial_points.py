@@ -55,8 +55,9 @@ class ChainStarts:
             self.width[k] = np.zeros_like(self.support[k]) if k in fixed else np.minimum(sd, 1.0)
         self._to_constrained = None
 
-    def with_overrides(self, overrides: dict[str, Any], no_jitter: bool = True) -> ChainStarts:
-        """A copy starting the named untransformed variables (e.g. data-informed levels) at new values.
+    def with_overrides(self, overrides: dict[str, Any], no_jitter: Sequence[str] = ()) -> ChainStarts:
+        """A copy starting the named untransformed variables (e.g. data-informed levels) at new values, those
+        in ``no_jitter`` exactly there and the others jittered as before.
 
         For refits of one compiled model to new data (SBC replicates): no prior draws, no compilation.
         """
@@ -71,7 +72,7 @@ class ChainStarts:
                 raise ValueError(f"{name!r} is not an untransformed free variable of the model")
             key = self.model.rvs_to_values[rv].name
             new.support[key] = np.broadcast_to(np.asarray(value, dtype=float), self.support[key].shape).copy()
-            if no_jitter:
+            if name in no_jitter:
                 new.width[key] = np.zeros_like(self.width[key])
         return new
 

@@ -36,8 +36,11 @@ def test_overrides_and_no_jitter(small_model):
     cs = ChainStarts(small_model, overrides={"level": 7.5}, no_jitter=["level"])
     for seed in range(5):
         assert float(cs.unconstrained(seed)["level"]) == 7.5
-    cs2 = cs.with_overrides({"level": -1.0})
+    cs2 = cs.with_overrides({"level": -1.0}, no_jitter=["level"])
     assert float(cs2.unconstrained(0)["level"]) == -1.0 and float(cs.unconstrained(0)["level"]) == 7.5
+    free = ChainStarts(small_model).with_overrides({"level": -1.0})
+    jittered = [float(free.unconstrained(s)["level"]) for s in range(20)]
+    assert np.ptp(jittered) > 0.5 and max(abs(np.array(jittered) + 1.0)) <= 1.0  # prior SD 1: U(-1, 1)
     with pytest.raises(ValueError, match="untransformed"):
         cs.with_overrides({"scale": 0.2})  # log-transformed: not supported by with_overrides
     with pytest.raises(ValueError, match="not free variables"):
@@ -67,18 +70,21 @@ def test_individual_model_starts_levels_at_the_data(tiny_cohort_dir):
     obs, exp = load_cohort(tiny_cohort_dir / "observations.csv", tiny_cohort_dir / "exposures.csv")
     m = IndividualModel(obs, exp)
     init = m.initial_values()
-    assert "mu_level" in init and np.all(np.isfinite(init["mu_level"]))
-    cs = ChainStarts(m.model, init, tuple(init))
-    assert all(np.all(cs.width[k] == 0) for k in init)
-    compiled = compile_nutpie(m.model, initvals=init, no_jitter=tuple(init))
-    for c in (compiled, with_chain_starts(compiled, cs.with_overrides({"mu_level": init["mu_level"] + 1.0}))):
+    assert all(np.all(np.isfinite(v)) for v in init.values())
+    fixed = m.no_jitter(init)
+    assert "z_mu_level" in init and "z_mu_level" not in fixed  # 0 = zero gradient: nutpie rejects the start
+    cs = ChainStarts(m.model, init, fixed)
+    assert all(np.all(cs.width[k] == 0) for k in fixed) and np.all(cs.width["z_mu_level"] > 0.8)
+    compiled = compile_nutpie(m.model, initvals=init, no_jitter=fixed)
+    moved = cs.with_overrides({"cohort_mean_ctx": init["cohort_mean_ctx"] + 1.0}, ["cohort_mean_ctx"])
+    for c in (compiled, with_chain_starts(compiled, moved)):
         fn = c._make_initial_points  # nutpie's start of a chain (JAX back-end): ours, in nutpie's layout
         assert fn.order != cs.value_names  # the frozen clone orders its variables differently
         flat = fn(5)
         sizes = [cs.support[k].size for k in fn.order]
         start = dict(zip(fn.order, np.split(flat, np.cumsum(sizes)[:-1])))
         shift = 0.0 if c is compiled else 1.0
-        np.testing.assert_allclose(start["mu_level"], init["mu_level"] + shift)
+        np.testing.assert_allclose(start["cohort_mean_ctx"], init["cohort_mean_ctx"] + shift)
         np.testing.assert_allclose(start["a_ctx"], init["a_ctx"])
     with pytest.raises(TypeError, match="compile_nutpie"):
         with_chain_starts(object(), cs)

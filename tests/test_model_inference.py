@@ -11,6 +11,7 @@ from bonebayes.datasets.synthetic import SyntheticDesign, simulate_cohort
 from bonebayes.fit import Fit
 from bonebayes.inference import DiagnosticsWarning, diagnose, load_fit, sample
 from bonebayes.models.individual import IndividualModel, ModelConfig
+from bonebayes.models.priors import PRIORS
 from bonebayes.physiology.backend import NUMPY
 from bonebayes.physiology.signalling import DrugEffects
 from bonebayes.physiology.simulate import PhysiologyParams, simulate
@@ -49,18 +50,34 @@ def _truth_point(model, cohort) -> dict:
         "g_opg": np.array([t["g_opg"]["estradiol"]]),
         "emax_res_logodds__": np.log(t["emax_res"] / (1 - t["emax_res"])),
         "ec50_res_log__": np.log(t["ec50_res"]), "eref_ana_log__": np.log(t["eref_ana"]),
-        "ec50_ana_log__": np.log(t["ec50_ana"]), "mu_level": np.asarray(t["mu_level"]),
+        "ec50_ana_log__": np.log(t["ec50_ana"]),
         "tau_subject_log__": np.log(t["tau_subject"]), "tau_cohort_log__": np.log(t["tau_cohort"]),
         "tau_kM_log__": np.log(t["tau_kM"]),
         "z_kM": np.log(eff["kM_multiplier"].to_numpy()) / t["tau_kM"],
     })
+    # the cohort hierarchy as sampled (models.individual._hierarchical_levels): mean of the cohort means,
+    # zero-sum deviations (transformed by PyMC below) and z_mu_level standardising mu given that mean
+    K = len(model.data.cohorts)
+    z_mu, devs = np.zeros(len(levels)), {}
     for k, lv in enumerate(levels):
-        if f"cohort_{lv}" in point:
-            point[f"cohort_{lv}"] = t["mu_level"][k] + t["cohort_effects"][:, k]
+        prior = PRIORS[f"mu_{'bmd' if lv.startswith('bmd_') else lv}"]
+        mu, tau, c = t["mu_level"][k], t["tau_cohort"][k], t["mu_level"][k] + t["cohort_effects"][:, k]
+        if f"cohort_mean_{lv}" in point:
+            point[f"cohort_mean_{lv}"] = c.mean()
+            devs[f"cohort_dev_{lv}"] = c - c.mean()
+            v = tau**2 / K
+            post_mean = (prior.a * v + c.mean() * prior.b**2) / (prior.b**2 + v)
+            z_mu[k] = (mu - post_mean) / (prior.b * np.sqrt(v / (prior.b**2 + v)))
         else:
-            point[f"z_cohort_{lv}"] = t["cohort_effects"][:, k] / t["tau_cohort"][k]
+            z_mu[k] = (mu - prior.a) / prior.b
+            point[f"z_cohort_{lv}"] = t["cohort_effects"][:, k] / tau
         point[f"sigma_{lv}_log__"] = np.log(t["sigma_level"][k])
         point[f"a_{lv}"] = eff[f"intercept_{lv}"].to_numpy()
+    point["z_mu_level"] = z_mu
+    from pymc.initial_point import make_initial_point_fn
+
+    transformed = make_initial_point_fn(model=m, overrides=devs, jitter_rvs=set(), return_transformed=True)(0)
+    point.update({k: v for k, v in transformed.items() if k.startswith("cohort_dev_")})
     assert set(point) == set(m.initial_point())
     return point
 

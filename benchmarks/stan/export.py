@@ -141,21 +141,26 @@ def stan_point(model: Any, point: dict[str, np.ndarray]) -> dict[str, Any]:
     N, NC = d.n_subjects, len(d.cohorts)
     out = {k: np.asarray(point[k], dtype=float) for k in
            ("k_C", "k_B", "k_M", "lam", "gamma", "e_form", "g_rankl", "g_opg", "emax_res", "ec50_res",
-            "eref_ana", "ec50_ana", "mu_level", "tau_subject", "tau_kM", "z_kM")}
+            "eref_ana", "ec50_ana", "tau_subject", "tau_kM", "z_kM")}
     out["sigma"] = np.array([float(point[f"sigma_{lv}"]) for lv in d.levels])
-    out["tau_cohort"] = np.asarray(point["tau_cohort"], float) if lay["hier"] else np.zeros(0)
-    cc, cn = np.zeros((lay["n_cc"], NC)), np.zeros((lay["n_cn"], NC))
+    hier = bool(lay["hier"])
+    out["tau_cohort"] = np.asarray(point["tau_cohort"], float) if hier else np.zeros(0)
+    out["z_mu"] = np.asarray(point["z_mu_level"], float) if hier else np.zeros(0)
+    out["mu_free"] = np.zeros(0) if hier else np.asarray(point["mu_level"], float)
+    cm, cd = np.zeros(lay["n_cc"]), np.zeros((lay["n_cc"], NC - 1))
+    cn = np.zeros((lay["n_cn"], NC))
     sc, sn = np.zeros((lay["n_sc"], N)), np.zeros((lay["n_sn"], N))
     for k, lv in enumerate(d.levels):
         if lay["cohort_mode"][k] == 2:
-            cc[lay["cohort_slot"][k] - 1] = point[f"cohort_{lv}"]
+            cm[lay["cohort_slot"][k] - 1] = point[f"cohort_mean_{lv}"]
+            cd[lay["cohort_slot"][k] - 1] = np.asarray(point[f"cohort_dev_{lv}"])[:-1]
         elif lay["cohort_mode"][k] == 1:
             cn[lay["cohort_slot"][k] - 1] = point[f"z_cohort_{lv}"]
         if lay["subj_mode"][k] == 2:
             sc[lay["subj_slot"][k] - 1] = point[f"a_{lv}"]
         elif lay["subj_mode"][k] == 1:
             sn[lay["subj_slot"][k] - 1] = point[f"z_{lv}"]
-    out.update(cohort_c=cc, z_cohort=cn, a_c=sc, z_subj=sn)
+    out.update(cohort_mean=cm, cohort_dev_raw=cd, z_cohort=cn, a_c=sc, z_subj=sn)
     return {k: (v.tolist() if np.ndim(v) else float(v)) for k, v in out.items()}
 
 

@@ -137,7 +137,7 @@ data {
   int<lower=0, upper=1> hier;                     // hierarchical cohort effects (NC > 1)
   array[L] int<lower=0, upper=2> cohort_mode;
   array[L] int<lower=0, upper=2> subj_mode;
-  array[L] int<lower=0> cohort_slot;              // row in cohort_c (mode 2) or z_cohort (mode 1)
+  array[L] int<lower=0> cohort_slot;              // row in cohort_mean / cohort_dev_raw (mode 2) or z_cohort (mode 1)
   array[L] int<lower=0> subj_slot;                // row in a_c (mode 2) or z_subj (mode 1)
   int<lower=0> n_cc;
   int<lower=0> n_cn;
@@ -184,10 +184,12 @@ parameters {
   vector<lower=0>[Dr] ec50_res;
   vector<lower=0>[Da] eref_ana;
   vector<lower=0>[Da] ec50_ana;
-  vector[L] mu_level;
+  vector[hier ? 0 : L] mu_free;       // population means (no cohort hierarchy)
+  vector[hier ? L : 0] z_mu;          // population means given the cohorts, non-centred (hierarchy)
   vector<lower=0>[L] sigma;
   vector<lower=0>[hier ? L : 0] tau_cohort;
-  matrix[n_cc, NC] cohort_c;
+  vector[n_cc] cohort_mean;           // mean of the cohort means (data-rich levels)
+  matrix[n_cc, NC - 1] cohort_dev_raw;  // zero-sum deviations: the last is minus the sum of the others
   matrix[n_cn, NC] z_cohort;
   vector<lower=0>[L] tau_subject;
   matrix[n_sc, N] a_c;
@@ -197,6 +199,26 @@ parameters {
 }
 transformed parameters {
   vector[Da] emax_ana = eref_ana .* (1 + ec50_ana);
+  // population and cohort means (models.individual._hierarchical_levels): for a data-rich level
+  // c_bar ~ N(m0, sqrt(s0^2 + tau^2/NC)), c - c_bar ~ ZeroSumNormal(tau), mu | c_bar ~ N(post mean, post SD)
+  vector[L] mu_level;
+  matrix[NC, L] level_mean;
+  for (k in 1:L) {
+    if (!hier) {
+      mu_level[k] = mu_free[k];
+      level_mean[:, k] = rep_vector(mu_free[k], NC);
+    } else if (cohort_mode[k] == 2) {
+      real s02 = square(pr_mu_sd[k]);
+      real vb = square(tau_cohort[k]) / NC;
+      mu_level[k] = (pr_mu_loc[k] * vb + cohort_mean[cohort_slot[k]] * s02) / (s02 + vb)
+                    + pr_mu_sd[k] * sqrt(vb / (s02 + vb)) * z_mu[k];
+      level_mean[:, k] = cohort_mean[cohort_slot[k]]
+                         + append_col(cohort_dev_raw[cohort_slot[k]], -sum(cohort_dev_raw[cohort_slot[k]]))';
+    } else {
+      mu_level[k] = pr_mu_loc[k] + pr_mu_sd[k] * z_mu[k];
+      level_mean[:, k] = mu_level[k] + tau_cohort[k] * z_cohort[cohort_slot[k]]';
+    }
+  }
 }
 model {
   // ---- priors
@@ -212,7 +234,8 @@ model {
   ec50_res ~ lognormal(pr_ec50_res[1], pr_ec50_res[2]);
   eref_ana ~ lognormal(pr_eref_ana[1], pr_eref_ana[2]);
   ec50_ana ~ lognormal(pr_ec50_ana[1], pr_ec50_ana[2]);
-  mu_level ~ normal(pr_mu_loc, pr_mu_sd);
+  mu_free ~ normal(pr_mu_loc, pr_mu_sd);
+  z_mu ~ std_normal();
   for (k in 1:L) {
     if (pr_sig_dist[k] == 2) sigma[k] ~ lognormal(pr_sig_a[k], pr_sig_b[k]);
     else sigma[k] ~ normal(0, pr_sig_a[k]);
@@ -224,16 +247,14 @@ model {
   to_vector(z_cohort) ~ std_normal();
   to_vector(z_subj) ~ std_normal();
 
-  // ---- levels: cohort means and subject intercepts
-  matrix[NC, L] level_mean;
+  // ---- levels: cohort means (transformed parameters) and subject intercepts
   for (k in 1:L) {
-    if (cohort_mode[k] == 2) {
-      cohort_c[cohort_slot[k]] ~ normal(mu_level[k], tau_cohort[k]);
-      level_mean[:, k] = cohort_c[cohort_slot[k]]';
-    } else if (cohort_mode[k] == 1) {
-      level_mean[:, k] = mu_level[k] + tau_cohort[k] * z_cohort[cohort_slot[k]]';
-    } else {
-      level_mean[:, k] = rep_vector(mu_level[k], NC);
+    if (hier && cohort_mode[k] == 2) {
+      int c = cohort_slot[k];
+      cohort_mean[c] ~ normal(pr_mu_loc[k], sqrt(square(pr_mu_sd[k]) + square(tau_cohort[k]) / NC));
+      // ZeroSumNormal(tau) on NC - 1 free coordinates: NC squares, NC - 1 degrees of freedom
+      row_vector[NC] dev = append_col(cohort_dev_raw[c], -sum(cohort_dev_raw[c]));
+      target += -0.5 * dot_self(dev / tau_cohort[k]) - (NC - 1) * log(tau_cohort[k]);
     }
   }
   matrix[N, L] icpt;

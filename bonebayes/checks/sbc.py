@@ -147,8 +147,9 @@ class SBCWorkspace:
                 self._starts = ChainStarts(self.model)  # same names as the compiled clone's (order differs)
             compiled = self._compiled
             if hasattr(self.template, "initial_values"):  # data-informed level starts for this replicate
-                compiled = with_chain_starts(compiled,
-                                             self._starts.with_overrides(self.template.initial_values(data)))
+                init = self.template.initial_values(data)
+                compiled = with_chain_starts(compiled, self._starts.with_overrides(
+                    init, self.template.no_jitter(init)))
             idata = sample_compiled(compiled, swap, draws=draws, tune=tune, chains=chains, seed=seed,
                                     target_accept=target_accept, progress=False)
             return idata, diagnose(idata, self.truth_vars, warn=False)

@@ -9,14 +9,16 @@ Observation model (all on the log scale, subject i in cohort c, variable v, time
     log OPG_it   ~ Normal(a_opg,i   + sum_h g_opg,h   (x_h,i(t) - x_h,i(t0)), sigma_opg)
 
     a_v,i ~ N(c_v,c, tau_subject_v),   c_v,c ~ N(mu_v, tau_cohort_v)        (cohort c of subject i)
+                                       (sampled as mean + zero-sum deviations; see _hierarchical_levels)
 
 The intercepts a_v,i are baseline (month 0) levels: normalising the latent states to each subject's own
 baseline decorrelates the intercepts from the rate and hormone parameters (the subject's pre-trial history
 moves C(t0) and m(t0) with k_M and gamma), which is what makes NUTS trajectories short.
 C, B and m come from the two-layer physiology (``bonebayes.physiology``) with subject-specific
-k_M,is = k_M,s * exp(tau_kM * z_i). Cohort means are centred for variables with at least
-``CENTRED_MIN_OBS`` observations per subject on average (pinned by the data) and non-centred otherwise (the
-funnel at small tau_cohort); subject intercepts are centred when a
+k_M,is = k_M,s * exp(tau_kM * z_i). Cohort means are sampled directly (as their mean and zero-sum
+deviations, with mu drawn given them) for variables with at least ``CENTRED_MIN_OBS`` observations per subject
+on average (pinned by the data) and as non-centred offsets otherwise (the funnel at small tau_cohort); subject
+intercepts are centred when a
 subject has on average three or more observations of the variable (the likelihood dominates, and a
 non-centred form would correlate with tau) and non-centred otherwise; with at most one observation per
 subject the subject intercept is dropped (it is not separable from the residual). Priors: ``models.priors``.
@@ -39,8 +41,8 @@ from bonebayes.physiology.simulate import at_times, simulate
 from bonebayes.physiology.turnover import TurnoverState
 
 CENTRED_MIN_OBS = 4
-"""Cohort means of a variable are centred when subjects have at least this many observations of it on
-average (data-rich: centred avoids the tau/offset correlation), non-centred otherwise (avoids the funnel)."""
+"""Cohort means of a variable are sampled directly when subjects have at least this many observations of it
+on average (data-rich: a non-centred offset would correlate with tau), as non-centred offsets otherwise."""
 
 POPULATION_VARS: tuple[str, ...] = (
     "k_C", "k_B", "k_M", "lam", "gamma", "e_form", "g_rankl", "g_opg", "emax_res", "ec50_res", "eref_ana",
@@ -147,7 +149,14 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
         mu_sd.append(p_mu.b)
         sig_sd.append(PRIORS[f"sigma_{key}"])
         tau_sd.append(PRIORS["tau_bmd_subject" if key == "bmd" else "tau_subject"].a)
-    mu_level = pm.Normal("mu_level", np.array(mu_loc), np.array(mu_sd), dims="level")
+    per_subject = {lv: data.obs_per_subject(lv) for lv in data.levels}
+    hierarchical = cfg.cohort_effects == "hierarchical" and len(data.cohorts) > 1
+    if hierarchical:
+        tau_cohort = PRIORS["tau_cohort"].build("tau_cohort", dims="level")
+        mu_level, cohort_cols = _hierarchical_levels(data, per_subject, np.array(mu_loc), np.array(mu_sd),
+                                                     tau_cohort)
+    else:
+        mu_level = pm.Normal("mu_level", np.array(mu_loc), np.array(mu_sd), dims="level")
     sigma_parts = []
     for lv, pr in zip(data.levels, sig_sd):
         if pr.dist == "lognormal":
@@ -159,18 +168,7 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
     def sigma_obs(level_index: np.ndarray):  # noqa: ANN202 - sigma_level[level_index], one op (see _gather)
         return take_by_index(sigma_level, level_index, len(data.levels))
 
-    per_subject = {lv: data.obs_per_subject(lv) for lv in data.levels}
-    if cfg.cohort_effects == "hierarchical" and len(data.cohorts) > 1:
-        tau_cohort = PRIORS["tau_cohort"].build("tau_cohort", dims="level")
-        cohort_cols = []
-        for k, lv in enumerate(data.levels):
-            if per_subject[lv].mean() >= CENTRED_MIN_OBS:
-                # centred: the cohort mean is pinned by many repeated measures; a non-centred offset
-                # would correlate with tau_cohort
-                cohort_cols.append(pm.Normal(f"cohort_{lv}", mu_level[k], tau_cohort[k], dims="cohort"))
-            else:  # non-centred: sparse data, avoid the funnel at small tau_cohort
-                z = pm.Normal(f"z_cohort_{lv}", 0.0, 1.0, dims="cohort")
-                cohort_cols.append(mu_level[k] + tau_cohort[k] * z)
+    if hierarchical:
         level_mean = pt.stack(cohort_cols, axis=1)  # (cohort, level)
     else:
         level_mean = mu_level[None, :] * pt.ones((len(data.cohorts), 1))
@@ -274,6 +272,45 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
         pm.Deterministic("holdout_loglik", pt.concatenate(held_ll), dims="holdout_obs")
 
 
+def _hierarchical_levels(data: IndividualData, per_subject: dict[str, np.ndarray], mu_loc: np.ndarray,
+                         mu_sd: np.ndarray, tau_cohort):  # noqa: ANN001, ANN202
+    """Population means ``mu_level`` (deterministic, dims level) and each level's cohort means (cohort,).
+
+    Generatively mu ~ N(m0, s0), cohort means c_k ~ N(mu, tau) for K cohorts. For a level that subjects
+    measure often (``CENTRED_MIN_OBS``) the data pin the c_k, and with K = 2-3 the centred form leaves
+    (mu, log tau) a K-observation funnel: NUTS diverged at small tau_cohort (89 divergent transitions at
+    100 subjects, ``benchmarks/diagnose_divergences.py``) and mu_level mixed slowest (bulk ESS 61 in 1,000
+    draws at 500 subjects). The same joint distribution is written in the order
+    c_bar ~ N(m0, sqrt(s0^2 + tau^2/K)) (``cohort_mean_*``), deviations c - c_bar ~ ZeroSumNormal(tau)
+    (``cohort_dev_*``; independent of c_bar), and mu | c_bar ~ N(post. mean, post. SD), non-centred
+    (``z_mu_level``): p(mu) prod_k p(c_k | mu) = p(c_bar) p(c - c_bar) p(mu | c_bar) exactly, every piece can
+    still be drawn forward (prior predictive, SBC), and mu, which no likelihood touches, no longer forms a
+    funnel with tau. Sparsely measured levels keep non-centred cohort offsets, mu + tau z (``z_cohort_*``):
+    there the funnel at small tau is the risk.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    K = len(data.cohorts)
+    z_mu = pm.Normal("z_mu_level", 0.0, 1.0, dims="level")
+    mus, cols = [], []
+    for k, lv in enumerate(data.levels):
+        m0, s0, tau = mu_loc[k], mu_sd[k], tau_cohort[k]
+        if per_subject[lv].mean() >= CENTRED_MIN_OBS:
+            v_bar = tau**2 / K  # variance of c_bar around mu
+            c_bar = pm.Normal(f"cohort_mean_{lv}", m0, pt.sqrt(s0**2 + v_bar))
+            dev = pm.ZeroSumNormal(f"cohort_dev_{lv}", sigma=tau, dims="cohort")
+            cols.append(pm.Deterministic(f"cohort_{lv}", c_bar + dev, dims="cohort"))
+            post_mean = (m0 * v_bar + c_bar * s0**2) / (s0**2 + v_bar)
+            post_sd = s0 * pt.sqrt(v_bar / (s0**2 + v_bar))
+            mus.append(post_mean + post_sd * z_mu[k])
+        else:
+            mus.append(m0 + s0 * z_mu[k])
+            z = pm.Normal(f"z_cohort_{lv}", 0.0, 1.0, dims="cohort")
+            cols.append(mus[-1] + tau * z)
+    return pm.Deterministic("mu_level", pt.stack(mus), dims="level"), cols
+
+
 def population_var_names(model) -> list[str]:  # noqa: ANN001
     """The population-level free parameters present in ``model`` (for diagnostics and recovery)."""
     names = {v.name for v in model.free_RVs} | {v.name for v in model.deterministics}
@@ -325,6 +362,13 @@ class IndividualModel:
 
         return individual_initial_values(data or self.data, {v.name for v in self.model.free_RVs})
 
+    @staticmethod
+    def no_jitter(initial_values: dict[str, np.ndarray]) -> tuple[str, ...]:
+        """The variables of :meth:`initial_values` started exactly there (``models.initial_values``)."""
+        from bonebayes.models.initial_values import JITTERED
+
+        return tuple(k for k in initial_values if k not in JITTERED)
+
     def data_hash(self) -> str:
         """Content hash of the canonical columns of both tables (independent of row order and extras)."""
         from bonebayes.datasets.io import dataframe_hash
@@ -360,7 +404,8 @@ class IndividualModel:
         init = self.initial_values()
         t = time.perf_counter()
         idata = sample(self.model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
-                       progress=progress, target_accept=target_accept, initvals=init, no_jitter=tuple(init))
+                       progress=progress, target_accept=target_accept, initvals=init,
+                       no_jitter=self.no_jitter(init))
         wall = time.perf_counter() - t
         prov = provenance(config=self.config.model_dump(mode="json"), data_hash=self.data_hash(), seed=seed,
                           sampler=sampler, draws=draws, tune=tune, chains=chains, wall_time_s=wall,
