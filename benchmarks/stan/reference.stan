@@ -234,8 +234,8 @@ model {
   ec50_res ~ lognormal(pr_ec50_res[1], pr_ec50_res[2]);
   eref_ana ~ lognormal(pr_eref_ana[1], pr_eref_ana[2]);
   ec50_ana ~ lognormal(pr_ec50_ana[1], pr_ec50_ana[2]);
-  mu_free ~ normal(pr_mu_loc, pr_mu_sd);
-  z_mu ~ std_normal();
+  if (hier) z_mu ~ std_normal();
+  else mu_free ~ normal(pr_mu_loc, pr_mu_sd);
   for (k in 1:L) {
     if (pr_sig_dist[k] == 2) sigma[k] ~ lognormal(pr_sig_a[k], pr_sig_b[k]);
     else sigma[k] ~ normal(0, pr_sig_a[k]);
