@@ -138,7 +138,7 @@ class SBCWorkspace:
         """Posterior (InferenceData) and diagnostics verdict of the model refitted to one simulated dataset."""
         from bonebayes.inference import compile_nutpie, diagnose, sample_compiled, with_chain_starts
 
-        target_accept = 0.9
+        target_accept = getattr(self.template, "TARGET_ACCEPT", 0.9)  # the model's own default
         if sampler == "nutpie" and self.swappable:
             if self._compiled is None:
                 from bonebayes.initial_points import ChainStarts

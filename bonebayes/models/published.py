@@ -391,11 +391,15 @@ class PublishedModel:
                                 "n": d.n_assumed} for k, d in sorted(self.evidence.designs.items())])
         return dataframe_hash(self.evidence.usable[cols])[:32] + dataframe_hash(design)[:32]
 
+    TARGET_ACCEPT = 0.9
+    """Default NUTS target acceptance (the main job's fit passed the gate with 0 divergences at 0.9)."""
+
     def fit(self, *, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
-            sampler: str = "nutpie", progress: bool = True, target_accept: float = 0.9):  # noqa: ANN201
+            sampler: str = "nutpie", progress: bool = True,
+            target_accept: float | None = None):  # noqa: ANN201
         """Sample the posterior and run the diagnostics gate; returns a :class:`bonebayes.fit.Fit`."""
         return _fit(self, "published", draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                    progress=progress, target_accept=target_accept,
+                    progress=progress, target_accept=target_accept or self.TARGET_ACCEPT,
                     tables={"published_rows": self.data.rows, "published_excluded": self.evidence.excluded})
 
 

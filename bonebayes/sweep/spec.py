@@ -10,7 +10,7 @@ sampler = "nutpie"               # nutpie | pymc | numpyro | mock
 draws = 500
 tune = 500
 chains = 4
-target_accept = 0.9
+target_accept = 0.9              # default: the model's own (individual 0.95, published 0.9)
 
 [[fit]]                          # model variant x dataset x seed
 model = "individual"             # individual | published
@@ -72,7 +72,7 @@ class SamplerSettings(_Strict):
     draws: int = Field(1000, ge=1)
     tune: int = Field(1000, ge=0)
     chains: int = Field(4, ge=1)
-    target_accept: float = Field(0.9, gt=0, lt=1)
+    target_accept: float | None = Field(None, gt=0, lt=1, description="None: the model's own default")
 
 
 class SamplerOverride(_Strict):

@@ -121,7 +121,7 @@ def expand(spec: SweepSpec) -> list[Task]:
         ev = load_published()
         for gi, g in enumerate(spec.loso):
             settings = g.sampler.apply(spec.sampler).model_dump()
-            settings.pop("target_accept")  # leave_one_study_out uses the model's default (0.9)
+            settings.pop("target_accept")  # leave_one_study_out uses the model's default
             known = loso_studies(ev, None)
             if isinstance(g.studies, list):
                 unknown = [s for s in g.studies if s not in known]
