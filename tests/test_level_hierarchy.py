@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from bonebayes.datasets.synthetic import SyntheticDesign, simulate_cohort
-from bonebayes.models.individual import CENTRED_MIN_OBS, IndividualModel
+from bonebayes.models.individual import IndividualModel, level_layout
 from bonebayes.models.priors import PRIORS
 
 
@@ -26,7 +26,7 @@ def test_density_equals_the_centred_hierarchy_up_to_the_jacobian(model) -> None:
     """At random points, log p_new(z, c_bar, dev) - log p_old(mu, c) - sum log(d mu / d z) is one constant."""
     m = model.model
     data = model.data
-    centred = [lv for lv in data.levels if data.obs_per_subject(lv).mean() >= CENTRED_MIN_OBS]
+    centred = [lv for lv, (cohort, _) in level_layout(data, model.config).items() if cohort == "direct"]
     assert centred and len(centred) < len(data.levels)  # both kinds of level are exercised
     terms = ["z_mu_level"] + [f"cohort_{p}_{lv}" for lv in centred for p in ("mean", "dev")]
     new_fn = m.compile_fn([m.logp(vars=[m[t] for t in terms], sum=True)], inputs=m.value_vars,
@@ -70,3 +70,21 @@ def test_forward_draws_match_the_generative_hierarchy(model) -> None:
     assert abs(mu.mean() - p.a) < 0.05 and abs(mu.std() - p.b) < 0.05
     assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
     assert abs(np.corrcoef(z[:, 0], z[:, 1])[0, 1]) < 0.05
+
+
+def test_layout_pins_subject_intercepts_only_where_the_noise_allows(model) -> None:
+    """Serum RANKL/OPG at three visits (noisy) get non-centred subject offsets, markers and BMD direct ones;
+    one observation per subject: no intercept; the pooled variant has no cohort hierarchy."""
+    from bonebayes.models.individual import ModelConfig
+
+    layout = level_layout(model.data, model.config)
+    assert layout["ctx"] == ("direct", "direct") and layout["bmd_total_hip"] == ("direct", "direct")
+    assert layout["rankl"] == ("offset", "offset") and layout["opg"] == ("offset", "offset")
+    free = {v.name for v in model.model.free_RVs}
+    assert {"a_ctx", "z_rankl", "z_opg", "cohort_mean_ctx", "z_cohort_rankl"} <= free
+    assert not {"a_rankl", "cohort_ctx", "mu_level"} & free
+    pooled = level_layout(model.data, ModelConfig(cohort_effects="pooled"))
+    assert {c for c, _ in pooled.values()} == {"pooled"}
+    c = simulate_cohort(SyntheticDesign(n_subjects=6, n_cohorts=2, serum_visits=(0,)), seed=1)
+    one = IndividualModel(c.observations, c.exposures)
+    assert level_layout(one.data, one.config)["rankl"][1] == "none"

@@ -17,37 +17,23 @@ STAN_FILE = Path(__file__).with_name("reference.stan")
 
 
 def _layout(model: Any) -> dict[str, Any]:
-    """Centring choices per level, exactly as ``models.individual.add_individual_block`` makes them."""
-    from bonebayes.models.individual import CENTRED_MIN_OBS
+    """Centring choices per level as Stan data, from bonebayes' own ``models.individual.level_layout``."""
+    from bonebayes.models.individual import level_layout
 
-    d, cfg = model.data, model.config
-    hier = cfg.cohort_effects == "hierarchical" and len(d.cohorts) > 1
+    d = model.data
+    hier = model.config.cohort_effects == "hierarchical" and len(d.cohorts) > 1
+    code = {"pooled": 0, "offset": 1, "direct": 2, "none": 0}
     cohort_mode, subj_mode, cslot, sslot = [], [], [], []
     counts = {"cc": 0, "cn": 0, "sc": 0, "sn": 0}
-    for lv in d.levels:
-        per = d.obs_per_subject(lv)
-        if not hier:
-            cohort_mode.append(0)
-            cslot.append(0)
-        elif per.mean() >= CENTRED_MIN_OBS:
-            counts["cc"] += 1
-            cohort_mode.append(2)
-            cslot.append(counts["cc"])
-        else:
-            counts["cn"] += 1
-            cohort_mode.append(1)
-            cslot.append(counts["cn"])
-        if per.max() <= 1:
-            subj_mode.append(0)
-            sslot.append(0)
-        elif per.mean() >= 3:
-            counts["sc"] += 1
-            subj_mode.append(2)
-            sslot.append(counts["sc"])
-        else:
-            counts["sn"] += 1
-            subj_mode.append(1)
-            sslot.append(counts["sn"])
+    for lv, (cohort, subject) in level_layout(d, model.config).items():
+        cohort_mode.append(code[cohort])
+        subj_mode.append(code[subject])
+        ckey = {"direct": "cc", "offset": "cn"}.get(cohort)
+        skey = {"direct": "sc", "offset": "sn"}.get(subject)
+        for key, slots in ((ckey, cslot), (skey, sslot)):
+            if key:
+                counts[key] += 1
+            slots.append(counts[key] if key else 0)
     return {"hier": int(hier), "cohort_mode": cohort_mode, "subj_mode": subj_mode, "cohort_slot": cslot,
             "subj_slot": sslot, "n_cc": counts["cc"], "n_cn": counts["cn"], "n_sc": counts["sc"],
             "n_sn": counts["sn"]}

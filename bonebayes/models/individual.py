@@ -17,11 +17,10 @@ moves C(t0) and m(t0) with k_M and gamma), which is what makes NUTS trajectories
 C, B and m come from the two-layer physiology (``bonebayes.physiology``) with subject-specific
 k_M,is = k_M,s * exp(tau_kM * z_i). Cohort means are sampled directly (as their mean and zero-sum
 deviations, with mu drawn given them) for variables with at least ``CENTRED_MIN_OBS`` observations per subject
-on average (pinned by the data) and as non-centred offsets otherwise (the funnel at small tau_cohort); subject
-intercepts are centred when a
-subject has on average three or more observations of the variable (the likelihood dominates, and a
-non-centred form would correlate with tau) and non-centred otherwise; with at most one observation per
-subject the subject intercept is dropped (it is not separable from the residual). Priors: ``models.priors``.
+on average (pinned by the data) and as non-centred offsets otherwise (the funnel at small tau_cohort);
+subject intercepts are centred when the observations pin them and non-centred otherwise; with at most one
+observation per subject the subject intercept is dropped (it is not separable from the residual).
+:func:`level_layout` makes these choices. Priors: ``models.priors``.
 """
 
 from __future__ import annotations
@@ -43,6 +42,46 @@ from bonebayes.physiology.turnover import TurnoverState
 CENTRED_MIN_OBS = 4
 """Cohort means of a variable are sampled directly when subjects have at least this many observations of it
 on average (data-rich: a non-centred offset would correlate with tau), as non-centred offsets otherwise."""
+
+SUBJECT_MIN_OBS = 3
+"""Subject intercepts can be sampled directly (centred) only when subjects have at least this many
+observations of the level on average, and the observations pin them (:func:`level_layout`)."""
+
+
+def _prior_mean(p) -> float:  # noqa: ANN001 - a models.priors.Prior of a scale
+    return float(p.a * np.sqrt(2 / np.pi)) if p.dist == "halfnormal" else float(np.exp(p.a + p.b**2 / 2))
+
+
+def level_layout(data: IndividualData, cfg: ModelConfig) -> dict[str, tuple[str, str]]:
+    """How each level's cohort means and subject intercepts are sampled: level -> (cohort form, subject form).
+
+    Cohort form: ``"pooled"`` (no cohort effects, or one cohort), ``"direct"`` (mean of the cohort means and
+    zero-sum deviations, :func:`_hierarchical_levels`) for levels with at least ``CENTRED_MIN_OBS``
+    observations per subject on average, else ``"offset"`` (non-centred, mu + tau z). Subject form:
+    ``"none"`` with at most one observation per subject (not separable from the residual), ``"direct"``
+    (centred) when subjects have ``SUBJECT_MIN_OBS`` observations on average and the prior-typical noise of
+    a subject's mean, E[sigma] / sqrt(obs per subject), is below half the prior-typical between-subject SD
+    E[tau_subject] (the likelihood pins each intercept; a non-centred one would correlate with tau), else
+    ``"offset"`` (avoids the funnel at small tau). Serum RANKL at three visits is an offset: noise
+    0.48 / sqrt(3) = 0.28 against 0.40 between subjects; SBC refits of it centred mixed at R-hat 1.2.
+    """
+    hierarchical = cfg.cohort_effects == "hierarchical" and len(data.cohorts) > 1
+    out = {}
+    for lv in data.levels:
+        key = "bmd" if lv.startswith("bmd_") else lv
+        per = data.obs_per_subject(lv)
+        cohort = "pooled" if not hierarchical else ("direct" if per.mean() >= CENTRED_MIN_OBS else "offset")
+        noise = _prior_mean(PRIORS[f"sigma_{key}"]) / np.sqrt(max(per.mean(), 1.0))
+        spread = _prior_mean(PRIORS["tau_bmd_subject" if key == "bmd" else "tau_subject"])
+        if per.max() <= 1:
+            subject = "none"
+        elif per.mean() >= SUBJECT_MIN_OBS and noise < 0.5 * spread:
+            subject = "direct"
+        else:
+            subject = "offset"
+        out[lv] = (cohort, subject)
+    return out
+
 
 POPULATION_VARS: tuple[str, ...] = (
     "k_C", "k_B", "k_M", "lam", "gamma", "e_form", "g_rankl", "g_opg", "emax_res", "ec50_res", "eref_ana",
@@ -149,11 +188,11 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
         mu_sd.append(p_mu.b)
         sig_sd.append(PRIORS[f"sigma_{key}"])
         tau_sd.append(PRIORS["tau_bmd_subject" if key == "bmd" else "tau_subject"].a)
-    per_subject = {lv: data.obs_per_subject(lv) for lv in data.levels}
+    layout = level_layout(data, cfg)
     hierarchical = cfg.cohort_effects == "hierarchical" and len(data.cohorts) > 1
     if hierarchical:
         tau_cohort = PRIORS["tau_cohort"].build("tau_cohort", dims="level")
-        mu_level, cohort_cols = _hierarchical_levels(data, per_subject, np.array(mu_loc), np.array(mu_sd),
+        mu_level, cohort_cols = _hierarchical_levels(data, layout, np.array(mu_loc), np.array(mu_sd),
                                                      tau_cohort)
     else:
         mu_level = pm.Normal("mu_level", np.array(mu_loc), np.array(mu_sd), dims="level")
@@ -176,9 +215,9 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
     columns = []
     for k, lv in enumerate(data.levels):
         base = level_mean[data.cohort_of, k]
-        if per_subject[lv].max() <= 1:
+        if layout[lv][1] == "none":
             columns.append(base)
-        elif per_subject[lv].mean() >= 3:
+        elif layout[lv][1] == "direct":
             columns.append(pm.Normal(f"a_{lv}", base, tau_subject[k], dims="subject"))
         else:
             z = pm.Normal(f"z_{lv}", 0.0, 1.0, dims="subject")
@@ -272,12 +311,12 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
         pm.Deterministic("holdout_loglik", pt.concatenate(held_ll), dims="holdout_obs")
 
 
-def _hierarchical_levels(data: IndividualData, per_subject: dict[str, np.ndarray], mu_loc: np.ndarray,
+def _hierarchical_levels(data: IndividualData, layout: dict[str, tuple[str, str]], mu_loc: np.ndarray,
                          mu_sd: np.ndarray, tau_cohort):  # noqa: ANN001, ANN202
     """Population means ``mu_level`` (deterministic, dims level) and each level's cohort means (cohort,).
 
     Generatively mu ~ N(m0, s0), cohort means c_k ~ N(mu, tau) for K cohorts. For a level that subjects
-    measure often (``CENTRED_MIN_OBS``) the data pin the c_k, and with K = 2-3 the centred form leaves
+    measure often (cohort form "direct" in :func:`level_layout`) the data pin the c_k, and with K = 2-3 the centred form leaves
     (mu, log tau) a K-observation funnel: NUTS diverged at small tau_cohort (89 divergent transitions at
     100 subjects, ``benchmarks/diagnose_divergences.py``) and mu_level mixed slowest (bulk ESS 61 in 1,000
     draws at 500 subjects). The same joint distribution is written in the order
@@ -296,7 +335,7 @@ def _hierarchical_levels(data: IndividualData, per_subject: dict[str, np.ndarray
     mus, cols = [], []
     for k, lv in enumerate(data.levels):
         m0, s0, tau = mu_loc[k], mu_sd[k], tau_cohort[k]
-        if per_subject[lv].mean() >= CENTRED_MIN_OBS:
+        if layout[lv][0] == "direct":
             v_bar = tau**2 / K  # variance of c_bar around mu
             c_bar = pm.Normal(f"cohort_mean_{lv}", m0, pt.sqrt(s0**2 + v_bar))
             dev = pm.ZeroSumNormal(f"cohort_dev_{lv}", sigma=tau, dims="cohort")
