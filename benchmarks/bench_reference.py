@@ -172,7 +172,7 @@ def run_one(method: str, a: argparse.Namespace) -> dict:
         out["compile_s"] = time.perf_counter() - t
         t, c0 = time.perf_counter(), _cpu_s()
         fit = post.sample(num_chains=a.chains, num_samples=a.draws, num_warmup=a.tune, delta=TARGET_ACCEPT,
-                          init=[stan_point(model, p) for p in starts])
+                          init=[{k: v for k, v in stan_point(model, p).items() if v != []} for p in starts])
         out["sample_s"] = time.perf_counter() - t
         out["sample_cpu_s"] = _cpu_s() - c0
         idata = az.from_pystan(posterior=fit)

@@ -72,7 +72,11 @@ def _truth_point(model, cohort) -> dict:
             z_mu[k] = (mu - prior.a) / prior.b
             point[f"z_cohort_{lv}"] = t["cohort_effects"][:, k] / tau
         point[f"sigma_{lv}_log__"] = np.log(t["sigma_level"][k])
-        point[f"a_{lv}"] = eff[f"intercept_{lv}"].to_numpy()
+        intercept = eff[f"intercept_{lv}"].to_numpy()
+        if f"a_{lv}" in point:  # centred subject intercepts (models.individual.level_layout)
+            point[f"a_{lv}"] = intercept
+        else:  # non-centred: z = (intercept - cohort mean) / tau_subject
+            point[f"z_{lv}"] = (intercept - c[model.data.cohort_of]) / t["tau_subject"][k]
     point["z_mu_level"] = z_mu
     from pymc.initial_point import make_initial_point_fn
 
