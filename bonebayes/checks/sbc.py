@@ -115,8 +115,7 @@ class SBCWorkspace:
                                                           accept_inplace=True)
         self.swappable = all(d in {v.name for v in model.data_vars}
                              for o in self.obs_names for d in SWAP_DATA.get(o, ("?",)))
-        self._compiled = None
-        self._starts = None
+        self._compiled: dict[Any, tuple[Any, Any, Any]] = {}  # layout key -> (model object, compiled, starts)
 
     def simulate(self, seed: int) -> tuple[Any, dict[str, float], dict[str, np.ndarray]]:
         """(template data with simulated values, flattened true population parameters, pm.Data values)."""
@@ -133,23 +132,36 @@ class SBCWorkspace:
         data, swap = simulated_data(self.template.data, {o: values[o] for o in self.obs_names}, self.loq)
         return data, truth, swap
 
+    def _compiled_for(self, data: Any, swap_names: list[str]) -> tuple[Any, Any, Any]:
+        """(model object, compiled nutpie model, chain starts) for ``data``'s sampling layout.
+
+        The individual model centres each subject intercept or not from the data
+        (``models.layout.level_layout``): the same distribution, so a replicate whose data call for another
+        layout is fitted by a model built on its data, compiled once per layout and then reused like the
+        template's (``with_data``).
+        """
+        from bonebayes.inference import compile_nutpie
+        from bonebayes.initial_points import ChainStarts
+
+        key = _layout_key(self.template, data)
+        if key not in self._compiled:
+            model_obj = self.template if key == _layout_key(self.template, self.template.data) else \
+                _with_data(self.template, data)
+            self._compiled[key] = (model_obj, compile_nutpie(model_obj.model, swap_data=swap_names),
+                                   ChainStarts(model_obj.model))  # same names as the clone's (order differs)
+        return self._compiled[key]
+
     def fit(self, data: Any, swap: dict[str, np.ndarray], *, seed: int, draws: int, tune: int, chains: int,
             sampler: str) -> tuple[Any, Any]:
         """Posterior (InferenceData) and diagnostics verdict of the model refitted to one simulated dataset."""
-        from bonebayes.inference import compile_nutpie, diagnose, sample_compiled, with_chain_starts
+        from bonebayes.inference import diagnose, sample_compiled, with_chain_starts
 
         target_accept = getattr(self.template, "TARGET_ACCEPT", 0.9)  # the model's own default
         if sampler == "nutpie" and self.swappable:
-            if self._compiled is None:
-                from bonebayes.initial_points import ChainStarts
-
-                self._compiled = compile_nutpie(self.model, swap_data=list(swap))
-                self._starts = ChainStarts(self.model)  # same names as the compiled clone's (order differs)
-            compiled = self._compiled
-            if hasattr(self.template, "initial_values"):  # data-informed level starts for this replicate
-                init = self.template.initial_values(data)
-                compiled = with_chain_starts(compiled, self._starts.with_overrides(
-                    init, self.template.no_jitter(init)))
+            model_obj, compiled, starts = self._compiled_for(data, list(swap))
+            if hasattr(model_obj, "initial_values"):  # data-informed level starts for this replicate
+                init = model_obj.initial_values(data)
+                compiled = with_chain_starts(compiled, starts.with_overrides(init, model_obj.no_jitter(init)))
             idata = sample_compiled(compiled, swap, draws=draws, tune=tune, chains=chains, seed=seed,
                                     target_accept=target_accept, progress=False)
             return idata, diagnose(idata, self.truth_vars, warn=False)
@@ -200,6 +212,15 @@ def _with_data(model_obj: Any, data: Any) -> Any:
     new.data = data
     new._model = None
     return new
+
+
+def _layout_key(model_obj: Any, data: Any) -> Any:
+    """The sampling layout a model object would use on ``data`` (``None`` for models without one)."""
+    if not hasattr(data, "levels"):
+        return None
+    from bonebayes.models.layout import level_layout
+
+    return tuple(sorted(level_layout(data, model_obj.config).items()))
 
 
 def rank_of(truth: float, draws: np.ndarray, rank_draws: int) -> int:

@@ -16,11 +16,12 @@ baseline decorrelates the intercepts from the rate and hormone parameters (the s
 moves C(t0) and m(t0) with k_M and gamma), which is what makes NUTS trajectories short.
 C, B and m come from the two-layer physiology (``bonebayes.physiology``) with subject-specific
 k_M,is = k_M,s * exp(tau_kM * z_i). Cohort means are sampled directly (as their mean and zero-sum
-deviations, with mu drawn given them) for variables with at least ``CENTRED_MIN_OBS`` observations per subject
+deviations, with mu drawn given them) for variables with at least ``layout.CENTRED_MIN_OBS`` observations per subject
 on average (pinned by the data) and as non-centred offsets otherwise (the funnel at small tau_cohort);
-subject intercepts are centred when the observations pin them and non-centred otherwise; with at most one
-observation per subject the subject intercept is dropped (it is not separable from the residual).
-:func:`level_layout` makes these choices. Priors: ``models.priors``.
+subject intercepts are centred when the observations pin them (a pilot estimate of the between-subject SD
+exceeds the noise of a subject's mean) and non-centred otherwise; with at most one observation per subject
+the subject intercept is dropped (it is not separable from the residual). ``models.layout.level_layout``
+makes these choices. Priors: ``models.priors``.
 """
 
 from __future__ import annotations
@@ -33,55 +34,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bonebayes.models._gather import take_by_index
 from bonebayes.models.data import MARKER_LATENT, IndividualData, prepare_individual
+from bonebayes.models.layout import level_layout
 from bonebayes.models.population import PopulationParams, build_population
 from bonebayes.models.priors import PRIORS
 from bonebayes.physiology.backend import get_ops
 from bonebayes.physiology.simulate import at_times, simulate
 from bonebayes.physiology.turnover import TurnoverState
-
-CENTRED_MIN_OBS = 4
-"""Cohort means of a variable are sampled directly when subjects have at least this many observations of it
-on average (data-rich: a non-centred offset would correlate with tau), as non-centred offsets otherwise."""
-
-SUBJECT_MIN_OBS = 3
-"""Subject intercepts can be sampled directly (centred) only when subjects have at least this many
-observations of the level on average, and the observations pin them (:func:`level_layout`)."""
-
-
-def _prior_mean(p) -> float:  # noqa: ANN001 - a models.priors.Prior of a scale
-    return float(p.a * np.sqrt(2 / np.pi)) if p.dist == "halfnormal" else float(np.exp(p.a + p.b**2 / 2))
-
-
-def level_layout(data: IndividualData, cfg: ModelConfig) -> dict[str, tuple[str, str]]:
-    """How each level's cohort means and subject intercepts are sampled: level -> (cohort form, subject form).
-
-    Cohort form: ``"pooled"`` (no cohort effects, or one cohort), ``"direct"`` (mean of the cohort means and
-    zero-sum deviations, :func:`_hierarchical_levels`) for levels with at least ``CENTRED_MIN_OBS``
-    observations per subject on average, else ``"offset"`` (non-centred, mu + tau z). Subject form:
-    ``"none"`` with at most one observation per subject (not separable from the residual), ``"direct"``
-    (centred) when subjects have ``SUBJECT_MIN_OBS`` observations on average and the prior-typical noise of
-    a subject's mean, E[sigma] / sqrt(obs per subject), is below half the prior-typical between-subject SD
-    E[tau_subject] (the likelihood pins each intercept; a non-centred one would correlate with tau), else
-    ``"offset"`` (avoids the funnel at small tau). Serum RANKL at three visits is an offset: noise
-    0.48 / sqrt(3) = 0.28 against 0.40 between subjects; SBC refits of it centred mixed at R-hat 1.2.
-    """
-    hierarchical = cfg.cohort_effects == "hierarchical" and len(data.cohorts) > 1
-    out = {}
-    for lv in data.levels:
-        key = "bmd" if lv.startswith("bmd_") else lv
-        per = data.obs_per_subject(lv)
-        cohort = "pooled" if not hierarchical else ("direct" if per.mean() >= CENTRED_MIN_OBS else "offset")
-        noise = _prior_mean(PRIORS[f"sigma_{key}"]) / np.sqrt(max(per.mean(), 1.0))
-        spread = _prior_mean(PRIORS["tau_bmd_subject" if key == "bmd" else "tau_subject"])
-        if per.max() <= 1:
-            subject = "none"
-        elif per.mean() >= SUBJECT_MIN_OBS and noise < 0.5 * spread:
-            subject = "direct"
-        else:
-            subject = "offset"
-        out[lv] = (cohort, subject)
-    return out
-
 
 POPULATION_VARS: tuple[str, ...] = (
     "k_C", "k_B", "k_M", "lam", "gamma", "e_form", "g_rankl", "g_opg", "emax_res", "ec50_res", "eref_ana",

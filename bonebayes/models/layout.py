@@ -1,0 +1,135 @@
+"""How the individual model samples each level's cohort means and subject intercepts (centred or not).
+
+The choice changes the parameterisation only, never the distribution: a centred intercept a_i ~ N(c, tau)
+suits data that pin each a_i (a non-centred z_i would correlate with tau), a non-centred a_i = c + tau z_i
+suits data that do not (the centred form has a funnel at small tau). Which regime holds depends on the
+between-subject SD of the data at hand, so subject intercepts are placed by a method-of-moments pilot
+estimate (:func:`pilot_spread`) of that SD and of the measurement noise, with the priors' typical values as
+the fallback where the design cannot estimate them (Papaspiliopoulos, Roberts & Skold 2007, Stat Sci 22:59;
+Betancourt & Girolami 2015).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bonebayes.models.priors import PRIORS
+
+if TYPE_CHECKING:
+    from bonebayes.models.data import IndividualData
+
+CENTRED_MIN_OBS = 4
+"""Cohort means of a variable are sampled directly when subjects have at least this many observations of it
+on average (data-rich: a non-centred offset would correlate with tau), as non-centred offsets otherwise."""
+
+SUBJECT_MIN_OBS = 3
+"""Subject intercepts can be sampled directly (centred) only when subjects have at least this many
+observations of the level on average, and the observations pin them (:func:`level_layout`)."""
+
+PILOT_MIN_SUBJECTS = 4
+"""The pilot estimate needs at least this many subjects with two or more observations in shared cells."""
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Between-subject SD of a level and the SD of one subject's mean of its observations (log units)."""
+
+    between: float
+    noise_of_mean: float
+    source: str  # "data" (method of moments) or "prior" (the priors' typical values)
+
+
+def _prior_mean(p) -> float:  # noqa: ANN001 - a models.priors.Prior of a scale
+    return float(p.a * np.sqrt(2 / np.pi)) if p.dist == "halfnormal" else float(np.exp(p.a + p.b**2 / 2))
+
+
+def prior_spread(level: str, obs_per_subject: float) -> Spread:
+    """The priors' typical between-subject SD against the typical noise of a subject's mean."""
+    key = "bmd" if level.startswith("bmd_") else level
+    noise = _prior_mean(PRIORS[f"sigma_{key}"]) / np.sqrt(max(obs_per_subject, 1.0))
+    between = _prior_mean(PRIORS["tau_bmd_subject" if key == "bmd" else "tau_subject"])
+    return Spread(between, float(noise), "prior")
+
+
+def _arms(data: IndividualData) -> np.ndarray:
+    """(N,) integer label of each subject's on-study regimen (its doses starting at or after month 0)."""
+    sigs = [tuple(sorted(repr(d) for d in data.regimens[s] if d.start_month >= 0)) for s in data.subjects]
+    index = {sig: i for i, sig in enumerate(dict.fromkeys(sigs))}
+    return np.array([index[sig] for sig in sigs], dtype=int)
+
+
+def pilot_spread(data: IndividualData, level: str) -> Spread | None:
+    """One-way random-effects ANOVA of a level's log values around their (cohort, arm, time) cell means.
+
+    Subjects of a cohort on the same on-study regimen (arm: the doses from month 0 on) measured at the same
+    time share their treatment and schedule, so what is left after removing the cell mean is the subject's intercept plus noise (plus, for BMD, the subject's k_M over time,
+    which counts as noise here). Between-subject variance (MSB - MSW) / n0 (clipped at 0), noise of a
+    subject's mean sqrt(MSW / mean obs per subject). ``None`` when fewer than :data:`PILOT_MIN_SUBJECTS`
+    subjects have two or more observations in cells shared with another subject.
+    """
+    k = data.levels.index(level)
+    parts = [(b.unit[b.level == k], b.node[b.level == k], b.tau[b.level == k], b.log_value[b.level == k])
+             for b in (data.markers, data.bmd, data.serum)]
+    unit, node, tau, y = (np.concatenate(x) for x in zip(*parts))
+    if len(y) == 0:
+        return None
+    arm = _arms(data)
+    cell = np.stack([data.cohort_of[unit], arm[unit], node, np.round(tau, 6)], axis=1)
+    _, cell_id, cell_n = np.unique(cell, axis=0, return_inverse=True, return_counts=True)
+    cell_id = cell_id.reshape(-1)
+    shared = cell_n[cell_id] >= 2
+    unit, y, cell_id = unit[shared], y[shared], cell_id[shared]
+    r = y - (np.bincount(cell_id, y) / np.bincount(cell_id))[cell_id]
+    n_i = np.bincount(unit, minlength=data.n_subjects)
+    keep = n_i[unit] >= 2
+    unit, r = unit[keep], r[keep]
+    n_i = np.bincount(unit, minlength=data.n_subjects)
+    groups = np.flatnonzero(n_i)
+    if len(groups) < PILOT_MIN_SUBJECTS:
+        return None
+    n = n_i[groups].astype(float)
+    means = np.bincount(unit, r, minlength=data.n_subjects)[groups] / n
+    grand = r.mean()
+    msw = float(((r - (np.bincount(unit, r, minlength=data.n_subjects) / np.maximum(n_i, 1))[unit]) ** 2).sum()
+                / (len(r) - len(groups)))
+    msb = float((n * (means - grand) ** 2).sum() / (len(groups) - 1))
+    n0 = (n.sum() - (n**2).sum() / n.sum()) / (len(groups) - 1)
+    between = float(np.sqrt(max(msb - msw, 0.0) / n0))
+    per = data.obs_per_subject(level)
+    return Spread(between, float(np.sqrt(msw / max(per.mean(), 1.0))), "data")
+
+
+def level_layout(data: IndividualData, cfg) -> dict[str, tuple[str, str]]:  # noqa: ANN001 - a ModelConfig
+    """How each level's cohort means and subject intercepts are sampled: level -> (cohort form, subject form).
+
+    Cohort form: ``"pooled"`` (no cohort effects, or one cohort), ``"direct"`` (mean of the cohort means and
+    zero-sum deviations, ``models.individual._hierarchical_levels``) for levels with at least
+    :data:`CENTRED_MIN_OBS` observations per subject on average, else ``"offset"`` (non-centred, mu + tau z).
+    Subject form: ``"none"`` with at most one observation per subject (not separable from the residual),
+    ``"direct"`` (centred) when subjects have :data:`SUBJECT_MIN_OBS` observations on average and the noise
+    of a subject's mean is below the between-subject SD (the data pin each intercept), else ``"offset"``.
+    Both come from :func:`pilot_spread` where the design allows it; otherwise from the priors, requiring the
+    noise to be below half the typical SD (serum RANKL at three visits: noise 0.48 / sqrt(3) = 0.28 against
+    0.40 between subjects is an offset).
+    """
+    hierarchical = cfg.cohort_effects == "hierarchical" and len(data.cohorts) > 1
+    out = {}
+    for lv in data.levels:
+        per = data.obs_per_subject(lv)
+        cohort = "pooled" if not hierarchical else ("direct" if per.mean() >= CENTRED_MIN_OBS else "offset")
+        if per.max() <= 1:
+            subject = "none"
+        elif per.mean() < SUBJECT_MIN_OBS:
+            subject = "offset"
+        else:
+            s = pilot_spread(data, lv)
+            if s is not None:
+                subject = "direct" if s.noise_of_mean < s.between else "offset"
+            else:
+                s = prior_spread(lv, per.mean())
+                subject = "direct" if s.noise_of_mean < 0.5 * s.between else "offset"
+        out[lv] = (cohort, subject)
+    return out
