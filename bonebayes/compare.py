@@ -255,11 +255,7 @@ def fit_variant(data: ComparisonData, variant: Variant, fit_kwargs: dict[str, An
     fit = None
     if path is not None and path.exists():
         old = Fit.load(path)
-        p = old.provenance
-        same = (p.get("data_hash") == model_obj.data_hash()
-                and p.get("config") == model_obj.config.model_dump(mode="json")
-                and all(p.get(k) == fit_kwargs[k] for k in ("draws", "tune", "chains", "seed", "sampler")))
-        if same:
+        if old.reusable_for(model_obj, {k: fit_kwargs[k] for k in ("draws", "tune", "chains", "seed", "sampler")}):
             fit = old
             fit.diagnose(warn=False)
     t = time.perf_counter()

@@ -39,6 +39,30 @@ class Fit:
         self.verdict = diagnose(self.idata, self.population_vars or None, **kwargs)
         return self.verdict
 
+    def mismatch(self, model_obj: Any, request: dict[str, Any], data_hash: str | None = None) -> list[str]:
+        """Why this fit cannot stand for ``model_obj.fit(**request)`` (empty: it can): data, configuration,
+        settings, or parameterisation (the individual model's layout follows the data and the code,
+        ``models.layout``, so a fit saved by an older version may lack some of today's free variables)."""
+        p, why = self.provenance, []
+        if p.get("data_hash") != (data_hash or model_obj.data_hash()):
+            why.append("its data hash differs from the configured data")
+        if p.get("config") != model_obj.config.model_dump(mode="json"):
+            why.append("its model configuration differs from the configured variant")
+        bad = [f"{k} {p.get(k)!r} (configured {v!r})" for k, v in request.items() if p.get(k) != v]
+        if bad:
+            why.append("its settings differ: " + ", ".join(bad))
+        if why:  # no need to build the model
+            return why
+        missing = sorted({v.name for v in model_obj.model.free_RVs} - set(self.idata.posterior.data_vars))
+        if missing:
+            why.append(f"its posterior lacks free variables of today's model ({', '.join(missing[:5])}): "
+                       "saved by a version with another parameterisation")
+        return why
+
+    def reusable_for(self, model_obj: Any, request: dict[str, Any]) -> bool:
+        """Whether this fit is what ``model_obj.fit(**request)`` would produce (:meth:`mismatch` is empty)."""
+        return not self.mismatch(model_obj, request)
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the fit atomically to ``path`` (NetCDF)."""
         return save_fit(self.idata, path, self.provenance, self.tables)

@@ -41,10 +41,7 @@ def _reusable(fit_path: Path, model: Any, request: dict[str, Any]) -> Fit | None
         fit = Fit.load(fit_path)
     except (OSError, ValueError):
         return None
-    p = fit.provenance
-    same = (p.get("data_hash") == model.data_hash() and p.get("config") == model.config.model_dump(mode="json")
-            and all(p.get(k) == v for k, v in request.items()))
-    return fit if same else None
+    return fit if fit.reusable_for(model, request) else None
 
 
 def _fit_or_reuse(model: Any, fit_path: Path, *, force: bool, progress: bool, **request: Any) -> tuple[Fit, bool]:

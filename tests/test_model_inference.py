@@ -221,3 +221,16 @@ def test_unused_variables_are_reported(cohort):
     extra["time_months"] = [100.0, 101.0]
     m = IndividualModel(pd.concat([obs, extra], ignore_index=True), cohort.exposures)
     assert m.data.unused == {"estradiol": 2}
+
+
+def test_a_saved_fit_is_reused_only_by_the_same_parameterisation(tmp_path, model):
+    """A fit whose posterior lacks a free variable of today's model (an older layout) is not reused."""
+    fit = model.fit(draws=10, tune=0, chains=1, seed=3, sampler="mock", progress=False)
+    request = {"seed": 3, "draws": 10, "tune": 0, "chains": 1, "sampler": "mock"}
+    assert fit.mismatch(model, request) == [] and fit.reusable_for(model, request)
+    assert "seed 3 (configured 4)" in " ".join(fit.mismatch(model, {**request, "seed": 4}))
+    free = sorted(v.name for v in model.model.free_RVs)
+    older = Fit(idata=fit.idata.copy(), provenance=fit.provenance)
+    del older.idata.posterior[free[0]]
+    why = older.mismatch(model, request)
+    assert len(why) == 1 and "parameterisation" in why[0] and free[0] in why[0]

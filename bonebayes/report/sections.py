@@ -163,17 +163,8 @@ class FitInfo:
 
 
 def fit_mismatch(fit: Any, inputs: Inputs, request: dict[str, Any]) -> list[str]:
-    """Why a saved fit cannot stand for the configured one (empty: it can)."""
-    p = fit.provenance
-    why = []
-    if p.get("data_hash") != inputs.data_hash:
-        why.append("its data hash differs from the configured data")
-    if p.get("config") != inputs.model.config.model_dump(mode="json"):
-        why.append("its model configuration differs from the configured variant")
-    bad = [f"{k} {p.get(k)!r} (configured {v!r})" for k, v in request.items() if p.get(k) != v]
-    if bad:
-        why.append("its settings differ: " + ", ".join(bad))
-    return why
+    """Why a saved fit cannot stand for the configured one (empty: it can); see ``Fit.mismatch``."""
+    return fit.mismatch(inputs.model, request, data_hash=inputs.data_hash)
 
 
 def file_sha256(path: str | Path) -> str:
