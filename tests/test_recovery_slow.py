@@ -13,16 +13,21 @@ pytestmark = pytest.mark.slow
 
 
 def test_recovers_population_parameters_and_converges(tmp_path):
-    """A 100-subject synthetic cohort in 3 cohorts (seed 1), nutpie, 4 chains x 1500 draws after 1000 tuning
+    """A 100-subject synthetic cohort in 3 cohorts (seed 1), nutpie, 4 chains x 2000 draws after 1500 tuning
     at the model's default target acceptance (0.95): converged, truth inside the posterior.
 
-    Divergences: fits of this cohort gave 2 divergent transitions in 4 x 1000 draws (seed 1), at the smallest
-    tau_cohort[ctx] (33 subjects per cohort pin each cohort mean only to about +-0.05 against a cohort SD of
-    about 0.1); CI machines' floating point differs, so the count varies. The test allows at most 1 in 1000
-    and then requires the explicit DiagnosticsWarning that names them; more is a failure. 1500 draws keep
-    the R-hat gate (<= 1.01) clear of its sampling noise (1.009 at 1000 draws). History: 200 subjects under
-    the centred cohort means (4 x 1500 draws, 1,960 s on a cold 2-core machine); at 100 subjects that form
-    gave 89 divergences, and nutpie's U(-1, 1) start jitter stranded chains (``bonebayes.initial_points``).
+    The slowest parameters are the cohort SDs and means of serum RANKL and OPG (three visits per subject, three
+    cohorts: each cohort mean is pinned to about +-0.05 against a cohort SD of about 0.1, between the regimes
+    where the centred and the non-centred forms mix well). Measured on this cohort with the data-driven layout
+    (``models.layout``: OPG subject intercepts centred, RANKL non-centred), 4 chains x 1500 draws: after 1000
+    tuning 7 divergences and min tail ESS 350; after 1500 tuning 3 divergences, min ESS 744 and max R-hat
+    1.0102 (tau_cohort[rankl], mu_level[rankl]); with both serum levels non-centred 2 divergences but bulk
+    ESS 283 (tau_cohort[opg]). Longer tuning settles the step size and 2000 draws keep R-hat clear of its
+    sampling noise. CI machines' floating point differs, so the divergence count varies: the test allows at
+    most 1 in 1000 and then requires the explicit DiagnosticsWarning that names them; more is a failure.
+    History: 200 subjects under the centred cohort means (4 x 1500 draws, 1,960 s on a cold 2-core machine);
+    at 100 subjects that form gave 89 divergences, and nutpie's U(-1, 1) start jitter stranded chains
+    (``bonebayes.initial_points``).
 
     With 41 population parameters and honest 90% intervals about 4 misses are expected, so the test asks
     for at least 80% inside the 90% interval and every truth inside its 99.8% interval (|z| < 3.1).
@@ -36,9 +41,9 @@ def test_recovers_population_parameters_and_converges(tmp_path):
     model = IndividualModel(cohort.observations, cohort.exposures)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DiagnosticsWarning)
-        fit = model.fit(draws=1500, tune=1000, chains=4, seed=1, progress=False)
+        fit = model.fit(draws=2000, tune=1500, chains=4, seed=1, progress=False)
     v = fit.verdict
-    assert v.divergences <= 0.001 * 4 * 1500, str(v)
+    assert v.divergences <= 0.001 * 4 * 2000, str(v)
     if v.divergences:
         assert any(issubclass(w.category, DiagnosticsWarning) and "divergent" in str(w.message) for w in caught)
     assert v.rhat_max <= 1.01, str(v)
