@@ -113,7 +113,7 @@ def compare(
     with _quiet_diagnostics_warning():
         comp = compare_variants(comp_data, names, draws=draws, tune=tune, chains=chains, seed=seed,
                                 sampler=sampler.value, kfold=kfold or None, k_threshold=k_threshold,
-                                output=output, log=_log)
+                                output=output, log=_log, screen_rhat=screen_rhat)
     _print_frame(comp.table, f"model comparison: {comp.data_label}",
                  ["method", "elpd", "se", "elpd_diff", "se_diff", "weight", "p_loo", "k_bad", "converged"])
     out.print(escape(render_comparison(comp).strip().splitlines()[-1 if not comp.folds else -2]), soft_wrap=True)
@@ -140,10 +140,14 @@ def sbc(
     output: Annotated[Path | None, typer.Option(
         help="Folder for replicates/rep_NNNNN.json (resumable), ranks.csv, uniformity.csv, replicates.csv "
              "and rank_histograms.png.", show_default=False)] = None,
-    from_sweep: Annotated[Path | None, typer.Option(
+    from_sweep: Annotated[list[Path] | None, typer.Option(
         help="Summarise the finished replicates of a sweep results folder (bonebayes.sbc:run_replicate tasks, "
-             "e.g. of data/sweeps/sbc_individual.toml) instead of running replicates here.",
+             "e.g. of data/sweeps/sbc_individual.toml) instead of running replicates here. Repeat it to add "
+             "a folder of longer refits of some replicates (same seeds): its records replace the earlier ones.",
         show_default=False)] = None,
+    screen_rhat: Annotated[float, typer.Option(
+        help="Sensitivity columns *_screened repeat the tests over replicates whose refit reached max R-hat <= "
+             "this.", min=1.0)] = 1.05,
 ) -> None:
     """Simulation-based calibration: draw from the prior, simulate, refit, and test the ranks of the true
     values for uniformity per parameter (chi-square on binned ranks, KS on normalised ranks)."""
@@ -151,12 +155,12 @@ def sbc(
 
     if model not in VARIANTS:
         _fail(f"--model: unknown variant {model!r}; registered: {', '.join(VARIANTS)}")
-    if from_sweep is not None:
+    if from_sweep:
         from bonebayes.checks.sbc import save_sbc
         from bonebayes.sbc import summarise_sweep
 
         try:
-            res = summarise_sweep(from_sweep, model)
+            res = summarise_sweep(from_sweep, model, screen_rhat)
         except ValueError as e:
             _fail(f"--from-sweep: {e}")
         if output:
@@ -169,7 +173,7 @@ def sbc(
         with _quiet_diagnostics_warning():
             res = run_sbc(model, replicates, draws=draws, tune=tune, chains=chains, seed=seed,
                           sampler=sampler.value, rank_draws=rank_draws, n_subjects=n_subjects, n_cohorts=n_cohorts,
-                          output=output, log=_log)
+                          output=output, log=_log, screen_rhat=screen_rhat)
     info = res.replicate_info
     if len(info):
         out.print(f"fits: median R-hat max {info['rhat_max'].median():.3f}, {int((info['rhat_max'] <= 1.01).sum())}"
@@ -178,10 +182,15 @@ def sbc(
                   f"{info['wall_time_s'].median():.0f} s", soft_wrap=True)
     _print_frame(res.table, f"SBC {model}: {len(res.replicate_info)} replicates, "
                  f"{res.wall_time_s:.0f} s in all", ["replicates", "chi2_pvalue", "ks_pvalue",
-                                                     "mean_normalised_rank", "sd_normalised_rank"])
+                                                     "mean_normalised_rank", "sd_normalised_rank",
+                                                     "chi2_pvalue_screened", "ks_pvalue_screened"])
     low = res.table[res.table["chi2_pvalue"] < 0.01].index.tolist()
     out.print(f"parameters with chi-square p < 0.01: {escape(', '.join(low)) or 'none'} "
               f"(of {len(res.table)}; expect about {0.01 * len(res.table):.1f} by chance)", soft_wrap=True)
+    n_screened = int(res.table["replicates_screened"].max()) if len(res.table) else 0
+    low_s = res.table[res.table["chi2_pvalue_screened"] < 0.01].index.tolist()
+    out.print(f"screened (the {n_screened} replicates with R-hat <= {screen_rhat}): chi-square p < 0.01 for "
+              f"{escape(', '.join(low_s)) or 'none'}", soft_wrap=True)
     if output:
         out.print(f"[green]Wrote[/] {escape(str(output))}/uniformity.csv, ranks.csv, rank_histograms.png",
                   soft_wrap=True)

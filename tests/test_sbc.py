@@ -96,6 +96,43 @@ def test_sweep_entry_point_and_summary(tmp_path, monkeypatch) -> None:
         sbc.summarise_sweep(tmp_path / "empty")
 
 
+def test_summary_screens_unconverged_replicates() -> None:
+    rng = np.random.default_rng(2)
+    recs = [{"replicate": i, "seed": i, "ranks": {"a": int(rng.integers(0, 20))}, "wall_time_s": 1.0,
+             "rhat_max": 1.2 if i % 3 == 0 else 1.01, "ess_bulk_min": 100.0, "divergences": 0,
+             "rhat_worst": {"a": 1.2}} for i in range(30)]
+    res = summarise_sbc(recs, 19, screen_rhat=1.05)
+    assert res.table.loc["a", "replicates"] == 30 and res.table.loc["a", "replicates_screened"] == 20
+    assert res.table.attrs["screen_rhat"] == 1.05
+    assert res.replicate_info["rhat_worst"].iloc[0] == "a"
+
+
+def test_later_sweep_folders_replace_records_of_the_same_replicate(tmp_path) -> None:
+    from bonebayes import sbc
+
+    base = {"ranks": {"k_C": 1}, "truth": {"k_C": 0.5}, "rank_draws": 9, "wall_time_s": 2.0, "rhat_max": 1.3,
+            "ess_bulk_min": 5.0, "divergences": 0, "ok": False, "model": "individual"}
+    short, long = tmp_path / "short", tmp_path / "long"
+    short.mkdir(), long.mkdir()
+    for i in range(4):
+        (short / f"s{i}.json").write_text(json.dumps({"value": {**base, "replicate": i, "seed": i}}))
+    (long / "l2.json").write_text(json.dumps({"value": {**base, "replicate": 2, "seed": 2, "ranks": {"k_C": 8},
+                                                          "rhat_max": 1.004, "ess_bulk_min": 400.0}}))
+    res = sbc.summarise_sweep([short, long])
+    assert res.ranks.sizes["replicate"] == 4
+    assert int(res.ranks.sel(replicate=2, parameter="k_C")) == 8
+    assert int(res.ranks.sel(replicate=1, parameter="k_C")) == 1
+    assert res.replicate_info.set_index("replicate").loc[2, "rhat_max"] == 1.004
+    assert res.table.loc["k_C", "replicates_screened"] == 1
+    (long / "l3.json").write_text(json.dumps({"value": {**base, "replicate": 3, "seed": 99}}))
+    with pytest.raises(ValueError, match="replicate 3 .*does not refit the simulated data"):
+        sbc.summarise_sweep([short, long])
+    (long / "l3.json").write_text(json.dumps({"value": {**base, "replicate": 3, "seed": 3,
+                                                          "truth": {"k_C": 0.7}}}))
+    with pytest.raises(ValueError, match="does not refit"):
+        sbc.summarise_sweep([short, long])
+
+
 def test_cli_sbc_bad_input() -> None:
     r = CliRunner().invoke(app, ["sbc", "--model", "nope", "--replicates", "2"])
     assert r.exit_code == 1 and "unknown variant" in r.output
@@ -116,6 +153,7 @@ def test_cli_sbc_summarises_a_sweep(tmp_path) -> None:
                                  "--output", str(tmp_path / "out")])
     assert r.exit_code == 0, r.output
     assert "12/12 with R-hat <= 1.01" in r.output and "tau_kM" in r.output
+    assert "screened (the 12 replicates with R-hat <= 1.05)" in r.output
     assert (tmp_path / "out" / "uniformity.csv").exists()
     r = CliRunner().invoke(app, ["sbc", "--model", "individual_rebound", "--from-sweep", str(tmp_path)])
     assert r.exit_code == 1 and "no SBC replicate records" in r.output

@@ -36,6 +36,10 @@ from bonebayes.variants import get_variant
 SKIP_VARS: tuple[str, ...] = ("sigma_level",)
 """Deterministic duplicates of other parameters (sigma_level stacks the sigma_* variables)."""
 
+SCREEN_RHAT = 1.05
+"""Replicates whose refit has max R-hat at most this enter the sensitivity columns ``*_screened`` of the
+uniformity table: if ranks from poorly mixed refits drove a verdict, the screened p-values differ."""
+
 
 @dataclass
 class SBCResult:
@@ -263,6 +267,7 @@ def run_sbc(
     n_cohorts: int = 1,
     output: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    screen_rhat: float = SCREEN_RHAT,
 ) -> SBCResult:
     """Run (or resume) ``replicates`` SBC replicates of a registered variant; see the module docstring."""
     if replicates < 1:
@@ -294,7 +299,7 @@ def run_sbc(
             log(f"SBC replicate {r + 1}/{replicates}: {rec['wall_time_s']:.1f} s, R-hat {rec['rhat_max']:.3f}, "
                 f"{rec['divergences']} divergences")
         records.append(rec)
-    result = summarise_sbc(records, rank_draws)
+    result = summarise_sbc(records, rank_draws, screen_rhat)
     if output:
         save_sbc(result, output)
     return result
@@ -310,7 +315,16 @@ def replicate_record(ws: SBCWorkspace, replicate: int, seed: int, *, draws: int,
     ranks = {k: rank_of(val, post[k], rank_draws) for k, val in truth.items() if k in post}
     return {"replicate": int(replicate), "seed": int(seed), "ranks": ranks, "truth": truth,
             "rank_draws": int(rank_draws), "wall_time_s": time.perf_counter() - t, "rhat_max": float(v.rhat_max),
-            "ess_bulk_min": float(v.ess_bulk_min), "divergences": int(v.divergences), "ok": bool(v.ok)}
+            "ess_bulk_min": float(v.ess_bulk_min), "divergences": int(v.divergences), "ok": bool(v.ok),
+            "rhat_worst": worst_parameters(v.table), "draws": int(draws), "tune": int(tune), "chains": int(chains)}
+
+
+def worst_parameters(table: pd.DataFrame | None, n: int = 3) -> dict[str, float]:
+    """The ``n`` parameters with the highest R-hat in a diagnostics table (``inference.Verdict.table``)."""
+    if table is None or not len(table) or "r_hat" not in table:
+        return {}
+    top = table["r_hat"].dropna().sort_values(ascending=False).head(n)
+    return {str(k): round(float(r), 4) for k, r in top.items()}
 
 
 def truth_names(truth: dict[str, float]) -> list[str]:
@@ -318,8 +332,15 @@ def truth_names(truth: dict[str, float]) -> list[str]:
     return list(dict.fromkeys(k.split("[", 1)[0] for k in truth))
 
 
-def summarise_sbc(records: list[dict[str, Any]], rank_draws: int) -> SBCResult:
-    """Ranks as an xarray DataArray, uniformity table per parameter, histograms, timing."""
+def summarise_sbc(records: list[dict[str, Any]], rank_draws: int, screen_rhat: float = SCREEN_RHAT
+                  ) -> SBCResult:
+    """Ranks as an xarray DataArray, uniformity table per parameter, histograms, timing.
+
+    The table has the tests over all replicates and, as a sensitivity check, over the replicates whose refit
+    reached max R-hat <= ``screen_rhat`` (columns ``replicates_screened``, ``chi2_pvalue_screened``,
+    ``ks_pvalue_screened``). Screening conditions on the data, so the all-replicate columns are the test;
+    the screened ones show whether unconverged refits move it.
+    """
     params = list(dict.fromkeys(k for rec in records for k in rec["ranks"]))
     arr = np.full((len(records), len(params)), np.nan)
     for i, rec in enumerate(records):
@@ -329,9 +350,16 @@ def summarise_sbc(records: list[dict[str, Any]], rank_draws: int) -> SBCResult:
                          coords={"replicate": [rec["replicate"] for rec in records], "parameter": params},
                          attrs={"rank_draws": rank_draws})
     table = pd.DataFrame({p: rank_uniformity(arr[:, j], rank_draws) for j, p in enumerate(params)}).T
+    keep = np.array([float(rec.get("rhat_max", np.nan)) <= screen_rhat for rec in records], dtype=bool)
+    screened = pd.DataFrame({p: rank_uniformity(arr[keep, j], rank_draws) for j, p in enumerate(params)}).T
+    for col in ("replicates", "chi2_pvalue", "ks_pvalue"):
+        table[f"{col}_screened"] = screened[col] if len(screened) else np.nan
     table.index.name = "parameter"
-    info = pd.DataFrame([{k: rec[k] for k in ("replicate", "seed", "wall_time_s", "rhat_max", "ess_bulk_min",
-                                               "divergences")} for rec in records])
+    table.attrs["screen_rhat"] = screen_rhat
+    info = pd.DataFrame([{**{k: rec[k] for k in ("replicate", "seed", "wall_time_s", "rhat_max", "ess_bulk_min",
+                                                  "divergences")},
+                          "draws": rec.get("draws"), "tune": rec.get("tune"),
+                          "rhat_worst": ", ".join(rec.get("rhat_worst", {}))} for rec in records])
     wall = float(info["wall_time_s"].sum()) if len(info) else 0.0
     return SBCResult(ranks, table, rank_draws, wall, info, rank_histograms(ranks, rank_draws, table))
 
