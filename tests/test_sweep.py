@@ -89,6 +89,15 @@ def test_keys_cover_model_data_settings_and_seed() -> None:
     assert content_key({"a": 1, "b": 2}) == content_key({"b": 2, "a": 1})
 
 
+def test_sbc_group_can_run_selected_replicates_with_their_own_seeds() -> None:
+    full = expand(parse_spec({"sbc": [{"replicates": 10, "seed": 100, "kwargs": {"draws": 5}}]}))
+    some = expand(parse_spec({"sbc": [{"replicates": 10, "seed": 100, "only": [7, 2, 7], "kwargs": {"draws": 5}}]}))
+    assert [(t.params["replicate"], t.params["seed"]) for t in some] == [(2, 102), (7, 107)]
+    assert {t.key for t in some} < {t.key for t in full}  # the same tasks as in the full group
+    with pytest.raises(SweepSpecError, match=r"sbc\[0\].*only: replicate indices \[10\] are outside 0..9"):
+        parse_spec({"sbc": [{"replicates": 10, "only": [10]}]})
+
+
 # --------------------------------------------------------------------------- results protocol
 def test_commit_is_exclusive_and_partial_files_are_ignored(tmp_path: Path) -> None:
     ok, rec = store.commit(tmp_path, "k1", {"value": 1, "files": []})

@@ -32,7 +32,7 @@ seeds = [1]
 [[sbc]]                          # simulation-based calibration replicates
 function = "bonebayes.sbc:run_replicate"   # called as function(replicate=i, seed=s, **kwargs)
 replicates = 100
-kwargs = { n_subjects = 40 }
+kwargs = { n_subjects = 40 }     # add only = [2, 6] to run just those replicates (e.g. longer refits)
 
 [[call]]                         # any function by import path, one task per kwargs table
 function = "bonebayes.sweep.testing:sleep_task"
@@ -179,9 +179,23 @@ class SbcGroup(_Strict):
     function: str = "bonebayes.sbc:run_replicate"
     replicates: int = Field(..., ge=1)
     seed: int = 0
+    only: list[int] | None = Field(
+        None, description="run just these replicate indices (e.g. longer refits of unconverged replicates; "
+                          "each keeps its seed, seed0 + i)")
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
     _path = field_validator("function")(classmethod(lambda cls, v: _check_import_path(v)))
+
+    @model_validator(mode="after")
+    def _only_in_range(self) -> SbcGroup:
+        bad = [i for i in self.only or [] if not 0 <= i < self.replicates]
+        if bad:
+            raise ValueError(f"only: replicate indices {bad} are outside 0..{self.replicates - 1}")
+        return self
+
+    def indices(self) -> list[int]:
+        """The replicate indices this group runs."""
+        return sorted(set(self.only)) if self.only is not None else list(range(self.replicates))
 
 
 class CallGroup(_Strict):

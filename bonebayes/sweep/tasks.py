@@ -142,7 +142,7 @@ def expand(spec: SweepSpec) -> list[Task]:
                              "settings": settings, "seed": seed, "prob": g.prob}
                     tasks.append(_task("loso", f"published/without {study}/seed{seed}", params, keyed))
     for g in spec.sbc:
-        for i in range(g.replicates):
+        for i in g.indices():
             params = {"function": g.function, "replicate": i, "seed": g.seed + i, "kwargs": g.kwargs}
             tasks.append(_task("sbc", f"{g.function.split(':')[-1]}/replicate{i}", params, params))
     for g in spec.call:
