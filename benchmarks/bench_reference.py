@@ -2,7 +2,7 @@
 
     python benchmarks/bench_reference.py [--subjects 500] [--draws 1000] [--tune 1000] [--chains 4]
         [--methods nutpie,stan,pymc,numpyro] [--json benchmarks/results/bench_reference.json] [--check-logp]
-        [--method-timeout SECONDS]
+        [--method-timeout SECONDS] [--target-accept 0.95]
 
 Reference data: a synthetic cohort (``bonebayes.datasets.synthetic``, seed 1) of ``--subjects`` subjects in 3
 cohorts with 7 visits (months 0, 1, 3, 6, 12, 18, 24): CTX, P1NP and BMD at two sites (lumbar spine, total hip)
@@ -12,7 +12,7 @@ schedule, inputs, centring choices and prior hyperparameters as data; ``--check-
 log densities agree up to a constant at random points before timing anything).
 
 Methods (each in its own process, so peak memory and XLA settings are per method; same draws, tuning, chains,
-seed, target acceptance 0.95 for all, and chain starts drawn the same way (``bonebayes.initial_points.
+seed, target acceptance (``--target-accept``, default the individual model's 0.95) for all, and chain starts drawn the same way (``bonebayes.initial_points.
 ChainStarts``: data-informed levels and a jitter no wider than each prior); Stan's own U(-2, 2) and PyMC's U(-1, 1) jitter on the
 unconstrained scale are 10-20 prior SDs for the narrow elasticity priors and strand chains):
 
@@ -121,7 +121,7 @@ def run_one(method: str, a: argparse.Namespace) -> dict:
         out["compile_s"] = time.perf_counter() - t
         t, c0 = time.perf_counter(), _cpu_s()
         idata = sample_compiled(compiled, draws=a.draws, tune=a.tune, chains=a.chains, seed=a.seed, cores=cores,
-                                target_accept=TARGET_ACCEPT, progress=False)
+                                target_accept=a.target_accept, progress=False)
         out["sample_s"] = time.perf_counter() - t  # includes XLA's JIT at the first evaluation
         out["sample_cpu_s"] = _cpu_s() - c0
         out["note"] = ("bonebayes default (inference.compile_nutpie + sample_compiled): nutpie + JAX, low-rank "
@@ -132,7 +132,7 @@ def run_one(method: str, a: argparse.Namespace) -> dict:
         t, c0 = time.perf_counter(), _cpu_s()
         with pm_model:
             idata = pm.sample(draws=a.draws, tune=a.tune, chains=a.chains, cores=cores, random_seed=a.seed,
-                              initvals=starts, init="adapt_diag", target_accept=TARGET_ACCEPT,
+                              initvals=starts, init="adapt_diag", target_accept=a.target_accept,
                               progressbar=False, compute_convergence_checks=False)
         total = time.perf_counter() - t
         out["sample_s"] = float(idata.sample_stats.attrs.get("sampling_time", total))
@@ -145,7 +145,7 @@ def run_one(method: str, a: argparse.Namespace) -> dict:
         t, c0 = time.perf_counter(), _cpu_s()
         with pm_model:
             idata = sample_numpyro_nuts(draws=a.draws, tune=a.tune, chains=a.chains, random_seed=a.seed,
-                                        initvals=starts, jitter=False, target_accept=TARGET_ACCEPT,
+                                        initvals=starts, jitter=False, target_accept=a.target_accept,
                                         progressbar=False,
                                         chain_method="parallel" if cores > 1 else "sequential")
         total = time.perf_counter() - t
@@ -171,7 +171,7 @@ def run_one(method: str, a: argparse.Namespace) -> dict:
             return {"method": "stan", "skipped": f"Stan build failed: {type(e).__name__}: {str(e)[:300]}"}
         out["compile_s"] = time.perf_counter() - t
         t, c0 = time.perf_counter(), _cpu_s()
-        fit = post.sample(num_chains=a.chains, num_samples=a.draws, num_warmup=a.tune, delta=TARGET_ACCEPT,
+        fit = post.sample(num_chains=a.chains, num_samples=a.draws, num_warmup=a.tune, delta=a.target_accept,
                           init=[{k: v for k, v in stan_point(model, p).items() if v != []} for p in starts])
         out["sample_s"] = time.perf_counter() - t
         out["sample_cpu_s"] = _cpu_s() - c0
@@ -242,6 +242,8 @@ def main() -> None:
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--target-accept", type=float, default=TARGET_ACCEPT,
+                    help="NUTS target acceptance for every method (default: the individual model's)")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--json", default=str(HERE / "results" / "bench_reference.json"))
     ap.add_argument("--check-logp", action="store_true", help="verify the Stan translation first")
@@ -255,7 +257,7 @@ def main() -> None:
         print("BENCH_RESULT " + json.dumps(run_one(a.one, a)), flush=True)
         return
     info: dict = {"subjects": a.subjects, "cohorts": 3, "visits": list(VISITS), "draws": a.draws, "tune": a.tune,
-                  "chains": a.chains, "seed": a.seed, "target_accept": TARGET_ACCEPT, "cpus": os.cpu_count(),
+                  "chains": a.chains, "seed": a.seed, "target_accept": a.target_accept, "cpus": os.cpu_count(),
                   "load_average_start": os.getloadavg()}
     if a.check_logp:
         info["logp_check"] = check_logp(a)
@@ -264,7 +266,8 @@ def main() -> None:
     rows, ref = [], None
     for method in [m.strip() for m in a.methods.split(",") if m.strip()]:
         cmd = [sys.executable, __file__, "--one", method, "--subjects", str(a.subjects), "--draws", str(a.draws),
-               "--tune", str(a.tune), "--chains", str(a.chains), "--seed", str(a.seed)]
+               "--tune", str(a.tune), "--chains", str(a.chains), "--seed", str(a.seed),
+               "--target-accept", str(a.target_accept)]
         t = time.perf_counter()
         proc = _run_boxed(cmd, a.method_timeout)
         wall = time.perf_counter() - t
