@@ -113,7 +113,7 @@ def compare(
     with _quiet_diagnostics_warning():
         comp = compare_variants(comp_data, names, draws=draws, tune=tune, chains=chains, seed=seed,
                                 sampler=sampler.value, kfold=kfold or None, k_threshold=k_threshold,
-                                output=output, log=_log, screen_rhat=screen_rhat)
+                                output=output, log=_log)
     _print_frame(comp.table, f"model comparison: {comp.data_label}",
                  ["method", "elpd", "se", "elpd_diff", "se_diff", "weight", "p_loo", "k_bad", "converged"])
     out.print(escape(render_comparison(comp).strip().splitlines()[-1 if not comp.folds else -2]), soft_wrap=True)
