@@ -52,8 +52,8 @@ def summarise_sweep(results: str | Path | Sequence[str | Path], model: str | Non
     ``value``).
 
     With several directories a later one's record of a replicate replaces an earlier one's: longer refits of
-    the replicates that did not converge (``[[call]]`` tasks of ``run_replicate`` with more draws) then take
-    the place of the short ones. A replacement must refit the same simulated data (same seed, same true
+    the replicates that did not converge (an ``[[sbc]]`` table with ``only = [...]`` and more draws, e.g.
+    ``data/sweeps/sbc_individual_refits.toml``) then take the place of the short ones. A replacement must refit the same simulated data (same seed, same true
     values); anything else is an error, since it would change the prior draws being calibrated.
     """
     dirs = [Path(results)] if isinstance(results, (str, Path)) else [Path(r) for r in results]
