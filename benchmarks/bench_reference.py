@@ -12,8 +12,9 @@ schedule, inputs, centring choices and prior hyperparameters as data; ``--check-
 log densities agree up to a constant at random points before timing anything).
 
 Methods (each in its own process, so peak memory and XLA settings are per method; same draws, tuning, chains,
-seed, target acceptance (``--target-accept``, default the individual model's 0.95) for all, and chain starts drawn the same way (``bonebayes.initial_points.
-ChainStarts``: data-informed levels and a jitter no wider than each prior); Stan's own U(-2, 2) and PyMC's U(-1, 1) jitter on the
+seed, target acceptance (``--target-accept``, default the individual model's 0.95) for all, and chain starts
+drawn the same way (``bonebayes.initial_points.ChainStarts``: data-informed levels and a jitter no wider than
+each prior); Stan's own U(-2, 2) and PyMC's U(-1, 1) jitter on the
 unconstrained scale are 10-20 prior SDs for the narrow elasticity priors and strand chains):
 
 * ``nutpie``  bonebayes' default path (``bonebayes.inference.sample``): nutpie, JAX back-end, low-rank mass
@@ -257,7 +258,8 @@ def main() -> None:
         print("BENCH_RESULT " + json.dumps(run_one(a.one, a)), flush=True)
         return
     info: dict = {"subjects": a.subjects, "cohorts": 3, "visits": list(VISITS), "draws": a.draws, "tune": a.tune,
-                  "chains": a.chains, "seed": a.seed, "target_accept": a.target_accept, "cpus": os.cpu_count(),
+                  "chains": a.chains, "seed": a.seed, "target_accept": a.target_accept,
+                  "cpus": os.cpu_count(),
                   "load_average_start": os.getloadavg()}
     if a.check_logp:
         info["logp_check"] = check_logp(a)

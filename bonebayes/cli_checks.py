@@ -143,11 +143,11 @@ def sbc(
     from_sweep: Annotated[list[Path] | None, typer.Option(
         help="Summarise the finished replicates of a sweep results folder (bonebayes.sbc:run_replicate tasks, "
              "e.g. of data/sweeps/sbc_individual.toml) instead of running replicates here. Repeat it to add "
-             "a folder of longer refits of some replicates (same seeds): its records replace the earlier ones.",
+             "a folder of longer refits of some replicates (same seeds): they replace the earlier records.",
         show_default=False)] = None,
     screen_rhat: Annotated[float, typer.Option(
-        help="Sensitivity columns *_screened repeat the tests over replicates whose refit reached max R-hat <= "
-             "this.", min=1.0)] = 1.05,
+        help="Sensitivity columns *_screened repeat the tests over replicates whose refit reached max "
+             "R-hat <= this.", min=1.0)] = 1.05,
 ) -> None:
     """Simulation-based calibration: draw from the prior, simulate, refit, and test the ranks of the true
     values for uniformity per parameter (chi-square on binned ranks, KS on normalised ranks)."""

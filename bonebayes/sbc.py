@@ -53,8 +53,9 @@ def summarise_sweep(results: str | Path | Sequence[str | Path], model: str | Non
 
     With several directories a later one's record of a replicate replaces an earlier one's: longer refits of
     the replicates that did not converge (an ``[[sbc]]`` table with ``only = [...]`` and more draws, e.g.
-    ``data/sweeps/sbc_individual_refits.toml``) then take the place of the short ones. A replacement must refit the same simulated data (same seed, same true
-    values); anything else is an error, since it would change the prior draws being calibrated.
+    ``data/sweeps/sbc_individual_refits.toml``) then take the place of the short ones. A replacement must
+    refit the same simulated data (same seed, same true values); anything else is an error, since it would
+    change the prior draws being calibrated.
     """
     dirs = [Path(results)] if isinstance(results, (str, Path)) else [Path(r) for r in results]
     by_rep: dict[int, dict[str, Any]] = {}
@@ -63,8 +64,8 @@ def summarise_sweep(results: str | Path | Sequence[str | Path], model: str | Non
             old = by_rep.get(int(rec["replicate"]))
             if old is not None and (old["seed"] != rec["seed"] or old.get("truth") != rec.get("truth")):
                 raise ValueError(f"{d}: replicate {rec['replicate']} (seed {rec['seed']}) does not refit the "
-                                 f"simulated data of the earlier record (seed {old['seed']}); refits must keep "
-                                 "the replicate's seed and template")
+                                 f"simulated data of the earlier record (seed {old['seed']}); refits must "
+                                 "keep the replicate's seed and template")
             by_rep[int(rec["replicate"])] = rec
     where = ", ".join(map(str, dirs))
     if not by_rep:
@@ -72,5 +73,5 @@ def summarise_sweep(results: str | Path | Sequence[str | Path], model: str | Non
     records = [by_rep[r] for r in sorted(by_rep)]
     rank_draws = {int(r["rank_draws"]) for r in records}
     if len(rank_draws) != 1:
-        raise ValueError(f"records in {where} mix rank_draws {sorted(rank_draws)}; ranks must share one scale")
+        raise ValueError(f"records in {where} mix rank_draws {sorted(rank_draws)}; ranks need one scale")
     return summarise_sbc(records, rank_draws.pop(), screen_rhat)

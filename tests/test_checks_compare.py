@@ -129,7 +129,8 @@ def test_cli_compare_list_and_bad_names() -> None:
 
 def test_cli_compare_runs_end_to_end_with_mock_fits(tmp_path) -> None:
     """The command itself, not only compare_variants: table printed, files written (guards its wiring)."""
-    r = CliRunner().invoke(app, ["compare", "--data", "synthetic", "--variants", "individual,individual_rebound",
+    r = CliRunner().invoke(app, ["compare", "--data", "synthetic",
+                                 "--variants", "individual,individual_rebound",
                                  "--n-subjects", "6", "--draws", "20", "--chains", "2", "--sampler", "mock",
                                  "--kfold", "0", "--output", str(tmp_path)])
     assert r.exit_code == 0, r.output

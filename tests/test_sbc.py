@@ -116,8 +116,9 @@ def test_later_sweep_folders_replace_records_of_the_same_replicate(tmp_path) -> 
     short.mkdir(), long.mkdir()
     for i in range(4):
         (short / f"s{i}.json").write_text(json.dumps({"value": {**base, "replicate": i, "seed": i}}))
-    (long / "l2.json").write_text(json.dumps({"value": {**base, "replicate": 2, "seed": 2, "ranks": {"k_C": 8},
-                                                          "rhat_max": 1.004, "ess_bulk_min": 400.0}}))
+    better = {**base, "replicate": 2, "seed": 2, "ranks": {"k_C": 8}, "rhat_max": 1.004,
+              "ess_bulk_min": 400.0}
+    (long / "l2.json").write_text(json.dumps({"value": better}))
     res = sbc.summarise_sweep([short, long])
     assert res.ranks.sizes["replicate"] == 4
     assert int(res.ranks.sel(replicate=2, parameter="k_C")) == 8

@@ -91,7 +91,8 @@ def test_keys_cover_model_data_settings_and_seed() -> None:
 
 def test_sbc_group_can_run_selected_replicates_with_their_own_seeds() -> None:
     full = expand(parse_spec({"sbc": [{"replicates": 10, "seed": 100, "kwargs": {"draws": 5}}]}))
-    some = expand(parse_spec({"sbc": [{"replicates": 10, "seed": 100, "only": [7, 2, 7], "kwargs": {"draws": 5}}]}))
+    some = expand(parse_spec({"sbc": [{"replicates": 10, "seed": 100, "only": [7, 2, 7],
+                                       "kwargs": {"draws": 5}}]}))
     assert [(t.params["replicate"], t.params["seed"]) for t in some] == [(2, 102), (7, 107)]
     assert {t.key for t in some} < {t.key for t in full}  # the same tasks as in the full group
     with pytest.raises(SweepSpecError, match=r"sbc\[0\].*only: replicate indices \[10\] are outside 0..9"):

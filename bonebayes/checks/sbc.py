@@ -316,7 +316,8 @@ def replicate_record(ws: SBCWorkspace, replicate: int, seed: int, *, draws: int,
     return {"replicate": int(replicate), "seed": int(seed), "ranks": ranks, "truth": truth,
             "rank_draws": int(rank_draws), "wall_time_s": time.perf_counter() - t, "rhat_max": float(v.rhat_max),
             "ess_bulk_min": float(v.ess_bulk_min), "divergences": int(v.divergences), "ok": bool(v.ok),
-            "rhat_worst": worst_parameters(v.table), "draws": int(draws), "tune": int(tune), "chains": int(chains)}
+            "rhat_worst": worst_parameters(v.table), "draws": int(draws), "tune": int(tune),
+            "chains": int(chains)}
 
 
 def worst_parameters(table: pd.DataFrame | None, n: int = 3) -> dict[str, float]:
@@ -356,9 +357,8 @@ def summarise_sbc(records: list[dict[str, Any]], rank_draws: int, screen_rhat: f
         table[f"{col}_screened"] = screened[col] if len(screened) else np.nan
     table.index.name = "parameter"
     table.attrs["screen_rhat"] = screen_rhat
-    info = pd.DataFrame([{**{k: rec[k] for k in ("replicate", "seed", "wall_time_s", "rhat_max", "ess_bulk_min",
-                                                  "divergences")},
-                          "draws": rec.get("draws"), "tune": rec.get("tune"),
+    keys = ("replicate", "seed", "wall_time_s", "rhat_max", "ess_bulk_min", "divergences")
+    info = pd.DataFrame([{**{k: rec[k] for k in keys}, "draws": rec.get("draws"), "tune": rec.get("tune"),
                           "rhat_worst": ", ".join(rec.get("rhat_worst", {}))} for rec in records])
     wall = float(info["wall_time_s"].sum()) if len(info) else 0.0
     return SBCResult(ranks, table, rank_draws, wall, info, rank_histograms(ranks, rank_draws, table))
