@@ -98,10 +98,9 @@ def _population_diag(idata, names) -> dict:  # noqa: ANN001
 def run_one(method: str, a: argparse.Namespace) -> dict:
     """Fit with one method in this process; returns the measurements."""
     if method in ("nutpie", "numpyro"):
-        from bonebayes.inference import _one_xla_thread_per_chain
+        from bonebayes.inference import configure_xla_cpu
 
-        if method == "nutpie" or a.chains > 1:
-            _one_xla_thread_per_chain()
+        configure_xla_cpu(one_thread_per_chain=method == "nutpie" or a.chains > 1)
     t_build = time.perf_counter()
     model = reference_model(a.subjects)
     names = model.population_vars()

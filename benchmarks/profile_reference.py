@@ -39,9 +39,9 @@ def main() -> None:
     ap.add_argument("--no-stan", action="store_true")
     ap.add_argument("--json", default=str(HERE / "results" / "profile_reference.json"))
     a = ap.parse_args()
-    from bonebayes.inference import _one_xla_thread_per_chain
+    from bonebayes.inference import configure_xla_cpu
 
-    _one_xla_thread_per_chain()
+    configure_xla_cpu()
     from bench_reference import reference_model
 
     model = reference_model(a.subjects)

@@ -50,14 +50,53 @@ class DiagnosticsWarning(UserWarning):
     """A fit failed one of the convergence gates."""
 
 
-def _one_xla_thread_per_chain() -> None:
-    """Stop XLA's intra-op thread pool from oversubscribing the cores when nutpie runs one chain per thread.
+NO_YNN_FROM_JAXLIB = (0, 10)
+"""From this jaxlib on (checked on 0.10.2; older ones may not know the flag, and XLA aborts on an unknown
+flag) bonebayes switches off XLA's YNNPACK fusions, which run this model's float64 element-wise work slowly:
+500-subject reference model in nutpie (2 chains, 2 x (150 + 150), ``benchmarks/bench_reference.py``)
+15.6 -> 10.4 ms per gradient; alone (``benchmarks/profile_reference.py``) 8.8 -> 6.0 ms; no change at 100
+subjects (3.38 vs 3.33 ms in nutpie)."""
 
-    Only takes effect before JAX starts, and never overrides a user's own ``XLA_FLAGS`` setting of it.
+
+def _jaxlib_version() -> tuple[int, ...]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        raw = version("jaxlib")
+    except PackageNotFoundError:
+        return ()
+    import re
+
+    parts = []
+    for piece in raw.split(".")[:3]:
+        lead = re.match(r"\d+", piece)  # "9rc1" -> 9
+        if lead is None:
+            break
+        parts.append(int(lead.group()))
+        if lead.end() < len(piece):
+            break
+    return tuple(parts)
+
+
+def configure_xla_cpu(one_thread_per_chain: bool = True) -> None:
+    """Set XLA's CPU flags for sampling; only takes effect before JAX starts (call it before importing jax).
+
+    * ``--xla_cpu_multi_thread_eigen=false`` (``one_thread_per_chain``): stops XLA's intra-op thread pool
+      from oversubscribing the cores when nutpie runs one chain per thread;
+    * ``--xla_cpu_experimental_ynn_fusion_type=`` (empty: no YNNPACK fusions; see :data:`NO_YNN_FROM_JAXLIB`).
+
+    Never overrides a flag the user set in ``XLA_FLAGS``.
     """
+    if "jax" in sys.modules:
+        return
     flags = os.environ.get("XLA_FLAGS", "")
-    if "jax" not in sys.modules and "xla_cpu_multi_thread_eigen" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+    extra = []
+    if one_thread_per_chain and "xla_cpu_multi_thread_eigen" not in flags:
+        extra.append("--xla_cpu_multi_thread_eigen=false")
+    if "xla_cpu_experimental_ynn_fusion_type" not in flags and _jaxlib_version() >= NO_YNN_FROM_JAXLIB:
+        extra.append("--xla_cpu_experimental_ynn_fusion_type=")
+    if extra:
+        os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
 
 
 def _env_cores() -> int | None:
@@ -119,6 +158,7 @@ def sample(
     starts = ChainStarts(model, initvals, no_jitter).constrained(chains, seed)  # jitter included
     with model:
         if sampler == "numpyro":
+            configure_xla_cpu(one_thread_per_chain=cores > 1)
             from pymc.sampling.jax import sample_numpyro_nuts
 
             return sample_numpyro_nuts(draws=draws, tune=tune, chains=chains, random_seed=seed, initvals=starts,
@@ -139,8 +179,8 @@ def compile_nutpie(model: Any, *, swap_data: Sequence[str] = (), no_jitter: Sequ
     (SBC replicates, one cohort after another): about 11 s of JAX compile saved per fit on a 20-subject cohort.
     """
     backend = os.environ.get("BONEBAYES_NUTPIE_BACKEND", NUTPIE_BACKEND)
-    if backend == "jax" and cores > 1:
-        _one_xla_thread_per_chain()  # before nutpie, which may import jax
+    if backend == "jax":
+        configure_xla_cpu(one_thread_per_chain=cores > 1)  # before nutpie, which may import jax
     import nutpie
 
     from pymc.model.transform.optimization import freeze_dims_and_data
