@@ -1,17 +1,22 @@
 """Profile the reference model's log density + gradient: one evaluation's cost on each back-end.
 
-    python benchmarks/profile_reference.py [--subjects 500] [--repeats 200] [--json ...]
+    python benchmarks/profile_reference.py [--subjects 500] [--repeats 200] [--threads 2] [--no-stan] [--json ...]
 
 Separates the two things that set ESS per second: the cost of one gradient (this script) and the number of
 gradients per effective draw (geometry and mass-matrix adaptation; ``bench_reference.py`` reports leapfrog
 steps per draw). Back-ends: JAX (what nutpie's default path and numpyro evaluate), PyTensor's C back-end
-(PyMC's NUTS), Stan (PyStan's ``grad_log_prob``, which adds a Python call per evaluation).
+(PyMC's NUTS), Stan (PyStan's ``grad_log_prob``: a call through httpstan that costs far more than Stan's
+own gradient inside its sampler, 242 ms at 500 subjects; ``bench_reference.py`` derives Stan's in-sampler cost
+per gradient from sampling time and leapfrog steps). ``--threads 2`` also times the JAX gradient with two
+threads evaluating at once, as nutpie's two chains do on two cores. XLA flags are bonebayes' own
+(``bonebayes.inference.configure_xla_cpu``); ``BONEBAYES_XLA_YNN=1`` keeps XLA's YNNPACK fusions to compare.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,11 +37,35 @@ def _time(fn, repeats: int) -> float:  # noqa: ANN001
     return (time.perf_counter() - t) / repeats
 
 
+def _time_threads(fn, threads: int, repeats: int) -> float:  # noqa: ANN001
+    """Mean ms per call when ``threads`` threads call ``fn`` at once (as nutpie's chains do)."""
+    import threading
+
+    per_call: list[float] = []
+
+    def loop() -> None:
+        fn()
+        t = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        per_call.append((time.perf_counter() - t) / repeats)
+
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return 1e3 * float(np.mean(per_call))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--subjects", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--no-stan", action="store_true")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="also time the JAX gradient with this many threads evaluating at once (nutpie runs one "
+                         "chain per thread); 1 skips it")
     ap.add_argument("--json", default=str(HERE / "results" / "profile_reference.json"))
     a = ap.parse_args()
     from bonebayes.inference import configure_xla_cpu
@@ -62,6 +91,12 @@ def main() -> None:
     out["jax_compile_s"] = time.perf_counter() - t
     out["jax_logp_grad_ms"] = 1e3 * _time(lambda: jax.block_until_ready(vg(x)), a.repeats)
     print(f"jax: compile {out['jax_compile_s']:.1f} s, logp+grad {out['jax_logp_grad_ms']:.3f} ms", flush=True)
+    out["xla_flags"] = os.environ.get("XLA_FLAGS", "")
+    if a.threads > 1:
+        out[f"jax_logp_grad_ms_{a.threads}_threads"] = _time_threads(
+            lambda: [np.asarray(g) for g in vg(x)[1]], a.threads, a.repeats)
+        print(f"jax, {a.threads} threads at once: "
+              f"{out[f'jax_logp_grad_ms_{a.threads}_threads']:.3f} ms per call and thread", flush=True)
 
     t = time.perf_counter()
     f = m.logp_dlogp_function(ravel_inputs=True)

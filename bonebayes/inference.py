@@ -83,7 +83,8 @@ def configure_xla_cpu(one_thread_per_chain: bool = True) -> None:
 
     * ``--xla_cpu_multi_thread_eigen=false`` (``one_thread_per_chain``): stops XLA's intra-op thread pool
       from oversubscribing the cores when nutpie runs one chain per thread;
-    * ``--xla_cpu_experimental_ynn_fusion_type=`` (empty: no YNNPACK fusions; see :data:`NO_YNN_FROM_JAXLIB`).
+    * ``--xla_cpu_experimental_ynn_fusion_type=`` (empty: no YNNPACK fusions; see :data:`NO_YNN_FROM_JAXLIB`);
+      ``BONEBAYES_XLA_YNN=1`` keeps XLA's default (for benchmarks against it).
 
     Never overrides a flag the user set in ``XLA_FLAGS``.
     """
@@ -93,7 +94,9 @@ def configure_xla_cpu(one_thread_per_chain: bool = True) -> None:
     extra = []
     if one_thread_per_chain and "xla_cpu_multi_thread_eigen" not in flags:
         extra.append("--xla_cpu_multi_thread_eigen=false")
-    if "xla_cpu_experimental_ynn_fusion_type" not in flags and _jaxlib_version() >= NO_YNN_FROM_JAXLIB:
+    keep_ynn = os.environ.get("BONEBAYES_XLA_YNN", "") == "1"
+    if not keep_ynn and "xla_cpu_experimental_ynn_fusion_type" not in flags \
+            and _jaxlib_version() >= NO_YNN_FROM_JAXLIB:
         extra.append("--xla_cpu_experimental_ynn_fusion_type=")
     if extra:
         os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()

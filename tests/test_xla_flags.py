@@ -73,3 +73,10 @@ def test_jaxlib_version_parses_release_strings(monkeypatch):
     assert inference._jaxlib_version() == (0, 10, 2)
     monkeypatch.setattr(md, "version", lambda name: "0.9rc1")
     assert inference._jaxlib_version() == (0, 9)
+
+
+def test_ynn_fusions_can_be_kept_for_benchmarks(no_jax):
+    no_jax.setattr(inference, "_jaxlib_version", lambda: NO_YNN_FROM_JAXLIB)
+    no_jax.setenv("BONEBAYES_XLA_YNN", "1")
+    configure_xla_cpu()
+    assert os.environ["XLA_FLAGS"] == EIGEN
