@@ -1,6 +1,7 @@
 """Profile the reference model's log density + gradient: one evaluation's cost on each back-end.
 
-    python benchmarks/profile_reference.py [--subjects 500] [--repeats 200] [--threads 2] [--no-stan] [--json ...]
+    python benchmarks/profile_reference.py [--subjects 500] [--repeats 200] [--threads 2] [--no-stan]
+        [--json ...]
 
 Separates the two things that set ESS per second: the cost of one gradient (this script) and the number of
 gradients per effective draw (geometry and mass-matrix adaptation; ``bench_reference.py`` reports leapfrog
@@ -64,8 +65,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--no-stan", action="store_true")
     ap.add_argument("--threads", type=int, default=2,
-                    help="also time the JAX gradient with this many threads evaluating at once (nutpie runs one "
-                         "chain per thread); 1 skips it")
+                    help="also time the JAX gradient with this many threads evaluating at once "
+                         "(nutpie runs one chain per thread); 1 skips it")
     ap.add_argument("--json", default=str(HERE / "results" / "profile_reference.json"))
     a = ap.parse_args()
     from bonebayes.inference import configure_xla_cpu
