@@ -59,6 +59,35 @@ def _time_threads(fn, threads: int, repeats: int) -> float:  # noqa: ANN001
     return 1e3 * float(np.mean(per_call))
 
 
+def _xla_kernels(fn, top: int, calls: int = 50) -> dict:  # noqa: ANN001
+    """Trace ``calls`` evaluations with jax.profiler; the ``top`` slowest XLA kernels (ms per evaluation) and
+    the count and total of all kernels (events named like XLA fusions, dots and copies)."""
+    import collections
+    import gzip
+    import tempfile
+
+    import jax
+
+    with tempfile.TemporaryDirectory() as d:
+        fn()
+        with jax.profiler.trace(d, create_perfetto_trace=True):
+            for _ in range(calls):
+                fn()
+        trace = next(Path(d).rglob("*.trace.json.gz"))
+        events = json.loads(gzip.decompress(trace.read_bytes()))["traceEvents"]
+    per_kernel: collections.Counter = collections.Counter()
+    for e in events:
+        name = e.get("name", "")
+        if e.get("ph") == "X" and not any(t in name for t in ("$", "::", "Pjit", " ", "Await")):
+            per_kernel[name] += e.get("dur", 0) / 1e3 / calls  # us -> ms per evaluation
+    ranked = per_kernel.most_common()
+    print(f"XLA kernels: {len(ranked)} per evaluation, {sum(v for _, v in ranked):.3f} ms in total; slowest:")
+    for name, ms in ranked[:top]:
+        print(f"  {ms:7.3f} ms  {name}")
+    return {"n_kernels": len(ranked), "total_ms": sum(v for _, v in ranked),
+            "slowest": {name: ms for name, ms in ranked[:top]}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--subjects", type=int, default=500)
@@ -67,6 +96,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2,
                     help="also time the JAX gradient with this many threads evaluating at once "
                          "(nutpie runs one chain per thread); 1 skips it")
+    ap.add_argument("--trace", type=int, default=0, metavar="K",
+                    help="also trace 50 JAX evaluations with jax.profiler and print the K slowest XLA kernels")
     ap.add_argument("--json", default=str(HERE / "results" / "profile_reference.json"))
     a = ap.parse_args()
     from bonebayes.inference import configure_xla_cpu
@@ -93,6 +124,8 @@ def main() -> None:
     out["jax_logp_grad_ms"] = 1e3 * _time(lambda: jax.block_until_ready(vg(x)), a.repeats)
     print(f"jax: compile {out['jax_compile_s']:.1f} s, logp+grad {out['jax_logp_grad_ms']:.3f} ms", flush=True)
     out["xla_flags"] = os.environ.get("XLA_FLAGS", "")
+    if a.trace:
+        out["xla_kernels"] = _xla_kernels(lambda: jax.block_until_ready(vg(x)), a.trace)
     if a.threads > 1:
         out[f"jax_logp_grad_ms_{a.threads}_threads"] = _time_threads(
             lambda: [np.asarray(g) for g in vg(x)[1]], a.threads, a.repeats)
