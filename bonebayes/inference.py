@@ -54,19 +54,19 @@ NO_YNN_FROM_JAXLIB = (0, 10)
 """From this jaxlib on (checked on 0.10.2; older ones may not know the flag, and XLA aborts on an unknown
 flag) bonebayes switches off XLA's YNNPACK fusions, which run this model's float64 element-wise work slowly:
 500-subject reference model in nutpie (2 chains, 2 x (150 + 150), ``benchmarks/bench_reference.py``)
-15.6 -> 10.4 ms per gradient; alone (``benchmarks/profile_reference.py``) 8.8 -> 6.0 ms; no change at 100
+15.6 -> 10.4 ms per gradient; alone (``benchmarks/profile_reference.py``) 8.8 -> 6.2 ms; no change at 100
 subjects (3.38 vs 3.33 ms in nutpie)."""
 
 
 def _jaxlib_version() -> tuple[int, ...]:
+    """The installed jaxlib's (major, minor, patch), () if it is not installed."""
+    import re
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         raw = version("jaxlib")
     except PackageNotFoundError:
         return ()
-    import re
-
     parts = []
     for piece in raw.split(".")[:3]:
         lead = re.match(r"\d+", piece)  # "9rc1" -> 9
