@@ -59,23 +59,15 @@ subjects (3.38 vs 3.33 ms in nutpie)."""
 
 
 def _jaxlib_version() -> tuple[int, ...]:
-    """The installed jaxlib's (major, minor, patch), () if it is not installed."""
-    import re
+    """The installed jaxlib's release numbers, e.g. (0, 10, 2); () if it is not installed or unparsable."""
     from importlib.metadata import PackageNotFoundError, version
 
+    from packaging.version import InvalidVersion, Version
+
     try:
-        raw = version("jaxlib")
-    except PackageNotFoundError:
+        return Version(version("jaxlib")).release
+    except (PackageNotFoundError, InvalidVersion):
         return ()
-    parts = []
-    for piece in raw.split(".")[:3]:
-        lead = re.match(r"\d+", piece)  # "9rc1" -> 9
-        if lead is None:
-            break
-        parts.append(int(lead.group()))
-        if lead.end() < len(piece):
-            break
-    return tuple(parts)
 
 
 def configure_xla_cpu(one_thread_per_chain: bool = True) -> None:
