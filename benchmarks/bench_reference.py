@@ -53,14 +53,14 @@ TARGET_ACCEPT = 0.95  # bonebayes' default for the individual model (IndividualM
 GATE_RHAT, GATE_ESS = 1.01, 400.0
 
 
-def reference_model(subjects: int, seed: int = 1):  # noqa: ANN201
+def reference_model(subjects: int, seed: int = 1, intercepts: str = "sampled"):  # noqa: ANN201
     from bonebayes.datasets.synthetic import SyntheticDesign, simulate_cohort
     from bonebayes.models.individual import IndividualModel
 
     design = SyntheticDesign(n_subjects=subjects, n_cohorts=3, visits=VISITS, bmd_visits=VISITS,
                              serum_visits=(0,), sites=("lumbar_spine", "total_hip"))
     cohort = simulate_cohort(design, seed=seed)
-    return IndividualModel(cohort.observations, cohort.exposures)
+    return IndividualModel(cohort.observations, cohort.exposures, {"intercepts": intercepts})
 
 
 def _cpu_s() -> float:
@@ -102,16 +102,17 @@ def run_one(method: str, a: argparse.Namespace) -> dict:
 
         configure_xla_cpu(one_thread_per_chain=method == "nutpie" or a.chains > 1)
     t_build = time.perf_counter()
-    model = reference_model(a.subjects)
+    model = reference_model(a.subjects, intercepts=a.intercepts)
     names = model.population_vars()
-    pm_model = model.model
+    pm_model = model.sampling_model  # the model NUTS sees (intercepts integrated out with --intercepts marginal)
     build_s = time.perf_counter() - t_build
     cores = min(a.chains, os.cpu_count() or 1)
     out: dict = {"method": method, "model_build_s": build_s}
     # every method starts its chains where bonebayes does (data-informed levels, jitter scaled to the priors)
     from bonebayes.initial_points import ChainStarts
 
-    init = model.initial_values()
+    free = {v.name for v in pm_model.free_RVs}
+    init = {k: v for k, v in model.initial_values().items() if k in free}
     starts = ChainStarts(pm_model, init, model.no_jitter(init)).constrained(a.chains, a.seed)
     if method == "nutpie":
         from bonebayes.inference import compile_nutpie, sample_compiled
@@ -249,6 +250,8 @@ def main() -> None:
     ap.add_argument("--check-logp", action="store_true", help="verify the Stan translation first")
     ap.add_argument("--method-timeout", type=float, default=None,
                     help="kill a method still running after this many seconds (recorded as not finished)")
+    ap.add_argument("--intercepts", choices=("sampled", "marginal"), default="sampled",
+                    help="ModelConfig.intercepts of the bonebayes model (Stan always samples them)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: run one method, print JSON
     a = ap.parse_args()
     from bonebayes._atomic import write_text_atomic
@@ -258,6 +261,7 @@ def main() -> None:
         return
     info: dict = {"subjects": a.subjects, "cohorts": 3, "visits": list(VISITS), "draws": a.draws, "tune": a.tune,
                   "chains": a.chains, "seed": a.seed, "target_accept": a.target_accept,
+                  "intercepts": a.intercepts,
                   "cpus": os.cpu_count(),
                   "load_average_start": os.getloadavg()}
     if a.check_logp:
@@ -268,7 +272,7 @@ def main() -> None:
     for method in [m.strip() for m in a.methods.split(",") if m.strip()]:
         cmd = [sys.executable, __file__, "--one", method, "--subjects", str(a.subjects), "--draws", str(a.draws),
                "--tune", str(a.tune), "--chains", str(a.chains), "--seed", str(a.seed),
-               "--target-accept", str(a.target_accept)]
+               "--target-accept", str(a.target_accept), "--intercepts", a.intercepts]
         t = time.perf_counter()
         proc = _run_boxed(cmd, a.method_timeout)
         wall = time.perf_counter() - t

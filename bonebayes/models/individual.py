@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bonebayes.models._gather import take_by_index
 from bonebayes.models.data import MARKER_LATENT, IndividualData, prepare_individual
 from bonebayes.models.layout import level_layout
+from bonebayes.models.marginal import Groups, marginal_loglik_rows, segment_sums
 from bonebayes.models.population import PopulationParams, build_population
 from bonebayes.models.priors import PRIORS
 from bonebayes.physiology.backend import get_ops
@@ -67,13 +68,17 @@ class ModelConfig(BaseModel):
     holdout_subjects: tuple[str, ...] = Field(
         (), description="subjects whose observations get no likelihood (grouped K-fold); their log-density "
                         "is kept as the deterministic holdout_loglik")
+    intercepts: Literal["sampled", "marginal"] = Field(
+        "sampled", description="subject intercepts sampled, or integrated out where all of a level's "
+                               "observations are uncensored Gaussian (models.marginal)")
 
     def model_dump(self, **kwargs):  # noqa: ANN003, ANN201
         """As pydantic's, without variant options left at their defaults (saved configs stay unchanged)."""
         return _drop_default_variants(super().model_dump(**kwargs), VARIANT_DEFAULTS)
 
 
-VARIANT_DEFAULTS: dict[str, object] = {"signalling": "separate", "precursor_pool": False, "holdout_subjects": ()}
+VARIANT_DEFAULTS: dict[str, object] = {"signalling": "separate", "precursor_pool": False, "holdout_subjects": (),
+                                       "intercepts": "sampled"}
 """Options added for model variants and K-fold; omitted from dumped configs at these values, so that configs
 saved before they existed compare equal (fit reuse) and the default model's provenance is unchanged."""
 
@@ -170,10 +175,12 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
     else:
         level_mean = mu_level[None, :] * pt.ones((len(data.cohorts), 1))
     tau_subject = pm.HalfNormal("tau_subject", np.array(tau_sd), dims="level")
+    held = np.isin(np.asarray(data.subjects), list(cfg.holdout_subjects))
+    marg = _marginal_levels(data, layout, cfg, held)
     columns = []
     for k, lv in enumerate(data.levels):
         base = level_mean[data.cohort_of, k]
-        if layout[lv][1] == "none":
+        if layout[lv][1] == "none" or k in marg:
             columns.append(base)
         elif layout[lv][1] == "direct":
             columns.append(pm.Normal(f"a_{lv}", base, tau_subject[k], dims="subject"))
@@ -205,18 +212,19 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
                 for b, a, z in zip(blocks, offsets[:-1], offsets[1:])}
 
     # --- likelihoods ----------------------------------------------------------------------------------
-    held = np.isin(np.asarray(data.subjects), list(cfg.holdout_subjects))
     unknown = sorted(set(cfg.holdout_subjects) - set(data.subjects))
     if unknown:
         raise ValueError(f"holdout_subjects {unknown[:5]} are not subjects of the data")
     held_ll = []
+    marginal_rows: list[tuple] = []  # (unit, level, residual) of rows whose intercept is integrated out
     mk = data.markers
     if len(mk):
         st = by_block[id(mk)]
         is_C = np.array([MARKER_LATENT[v] == "C" for v in mk.variable])
         latent = pt.switch(is_C, st.C, st.B)
         latent0 = pt.switch(is_C, base.C[mk.unit], base.B[mk.unit])
-        mu = intercept[mk.unit, mk.level] + pt.log(latent) - pt.log(latent0)
+        f_mk = pt.log(latent) - pt.log(latent0)
+        mu = intercept[mk.unit, mk.level] + f_mk
         if held.any():
             f, h = ~held[mk.unit], held[mk.unit]
             model.add_coord("marker_fit_obs", np.flatnonzero(f))
@@ -225,6 +233,13 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
                           observed=mk.log_value[f], dims="marker_fit_obs")
             held_ll.append(_censored_normal_logp(mk.log_value[h], mu[h], sigma_obs(mk.level[h]),
                                                  mk.censored[h]))
+        elif marg:
+            c = _split_marginal(mk, f_mk, marg, marginal_rows)
+            if c.any():
+                model.add_coord("marker_cond_obs", np.flatnonzero(c))
+                pm.CustomDist("obs_markers", mu[c], sigma_obs(mk.level[c]), mk.censored[c].astype("int8"),
+                              logp=_censored_normal_logp, random=_censored_normal_random,
+                              observed=mk.log_value[c], dims="marker_cond_obs")
         else:
             # observed values and censoring flags as pm.Data: a compiled model can be refitted to new
             # values of the same design (SBC replicates) without recompiling; fits freeze them as constants
@@ -237,12 +252,19 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
         st = by_block[id(bm)]
         m_obs = st.m[pt.arange(len(bm)), data.site_of_bmd]
         m_base = base.m[bm.unit, data.site_of_bmd]
-        mu_b = intercept[bm.unit, bm.level] + m_obs - m_base
+        f_b = m_obs - m_base
+        mu_b = intercept[bm.unit, bm.level] + f_b
         if held.any():
             f, h = ~held[bm.unit], held[bm.unit]
             model.add_coord("bmd_fit_obs", np.flatnonzero(f))
             pm.Normal("obs_bmd", mu_b[f], sigma_obs(bm.level[f]), observed=bm.log_value[f], dims="bmd_fit_obs")
             held_ll.append(pm.logp(pm.Normal.dist(mu_b[h], sigma_obs(bm.level[h])), bm.log_value[h]))
+        elif marg:
+            c = _split_marginal(bm, f_b, marg, marginal_rows)
+            if c.any():
+                model.add_coord("bmd_cond_obs", np.flatnonzero(c))
+                pm.Normal("obs_bmd", mu_b[c], sigma_obs(bm.level[c]), observed=bm.log_value[c],
+                          dims="bmd_cond_obs")
         else:
             pm.Normal("obs_bmd", mu_b, sigma_obs(bm.level),
                       observed=pm.Data("y_bmd", bm.log_value, dims="bmd_obs"), dims="bmd_obs")
@@ -260,13 +282,64 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
             pm.Normal("obs_serum", mu_s[f], sigma_obs(se.level[f]), observed=se.log_value[f],
                       dims="serum_fit_obs")
             held_ll.append(pm.logp(pm.Normal.dist(mu_s[h], sigma_obs(se.level[h])), se.log_value[h]))
+        elif marg:
+            mu_s = mu_s * pt.ones((len(se),))
+            c = _split_marginal(se, lin * pt.ones((len(se),)), marg, marginal_rows)
+            if c.any():
+                model.add_coord("serum_cond_obs", np.flatnonzero(c))
+                pm.Normal("obs_serum", mu_s[c], sigma_obs(se.level[c]), observed=se.log_value[c],
+                          dims="serum_cond_obs")
         else:
             pm.Normal("obs_serum", mu_s, sigma_obs(se.level),
                       observed=pm.Data("y_serum", se.log_value, dims="serum_obs"), dims="serum_obs")
+    if marginal_rows:
+        y, f = np.concatenate([x[0] for x in marginal_rows]), pt.concatenate([x[1] for x in marginal_rows])
+        unit, level = _marginal_rows(data, marg)
+        L = len(data.levels)
+        groups = Groups.of(unit, level, L)
+        # plus the cohort means, taken as one op from the flattened (cohort, level) matrix (see _gather)
+        mean = f + take_by_index(level_mean.flatten(), data.cohort_of[unit] * L + level, len(data.cohorts) * L)
+        model.add_coord("marginal_obs", np.arange(len(unit)))
+        model.add_coord("marginal_group", np.arange(len(groups.n)))
+        pm.CustomDist("obs_marginal", mean, take_by_index(sigma_level, level, L),
+                      take_by_index(tau_subject, level, L),
+                      logp=lambda value, mu, sigma, tau: marginal_loglik_rows(value - mu, groups, sigma, tau),
+                      observed=y, dims="marginal_obs")
+        # what drawing the intercepts back needs (IndividualModel.complete_posterior)
+        pm.Deterministic("marginal_resid_sum", segment_sums(y - mean, groups), dims="marginal_group")
+        pm.Deterministic("cohort_level_mean", level_mean, dims=("cohort", "level"))
     if held.any():
         blocks_all = (mk, bm, se)
         model.add_coord("holdout_obs", np.concatenate([b.row[held[b.unit]] for b in blocks_all if len(b)]))
         pm.Deterministic("holdout_loglik", pt.concatenate(held_ll), dims="holdout_obs")
+
+
+def _marginal_levels(data: IndividualData, layout: dict[str, tuple[str, str]], cfg: ModelConfig,
+                     held: np.ndarray) -> set[int]:
+    """Indices of the levels whose subject intercepts are integrated out (``cfg.intercepts == "marginal"``):
+    those with a subject intercept and no censored observation (markers below the LOQ keep theirs)."""
+    if cfg.intercepts != "marginal" or held.any():
+        return set()
+    censored = set(data.markers.level[data.markers.censored.astype(bool)].tolist())
+    return {k for k, lv in enumerate(data.levels) if layout[lv][1] != "none" and k not in censored}
+
+
+def _marginal_rows(data: IndividualData, marg: set[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(unit, level) of the rows of marginal levels, in the model's order (markers, BMD, serum)."""
+    blocks = [b for b in (data.markers, data.bmd, data.serum) if len(b)]
+    keep = [np.isin(b.level, sorted(marg)) for b in blocks]
+    return (np.concatenate([b.unit[k] for b, k in zip(blocks, keep)]),
+            np.concatenate([b.level[k] for b, k in zip(blocks, keep)]))
+
+
+def _split_marginal(block, f, marg: set[int], out: list) -> np.ndarray:  # noqa: ANN001
+    """Append (y, f) of the block's rows of marginal levels to ``out`` (f: the model's mean without the
+    intercept); returns the mask of the other rows."""
+    m = np.isin(block.level, sorted(marg))
+    if m.any():
+        idx = np.flatnonzero(m)
+        out.append((block.log_value[idx], f[idx]))
+    return ~m
 
 
 def _hierarchical_levels(data: IndividualData, layout: dict[str, tuple[str, str]], mu_loc: np.ndarray,
@@ -336,18 +409,49 @@ class IndividualModel:
         self.observations = observations
         self.exposures = exposures
         self.data = individual_data_from_tables(observations, exposures, self.config)
-        self._model = None
+        self._model = self._sampling_model = None
 
     @property
     def model(self):  # noqa: ANN201
-        """The PyMC model (built on first use)."""
+        """The PyMC model of record, every subject intercept a parameter (built on first use).
+
+        Log-likelihoods, predictive checks, saved posteriors and diagnostics refer to this model; with
+        ``intercepts="marginal"`` only the sampler sees :attr:`sampling_model`.
+        """
         if self._model is None:
-            self._model = build_individual_model(self.data, self.config)
+            self._model = build_individual_model(self.data, self.config.model_copy(update={"intercepts": "sampled"}))
         return self._model
 
+    @property
+    def sampling_model(self):  # noqa: ANN201
+        """The model NUTS samples: :attr:`model`, or with ``intercepts="marginal"`` the same posterior with the
+        Gaussian subject intercepts integrated out (``models.marginal``; drawn back by :meth:`complete_posterior`)."""
+        if self.config.intercepts == "sampled":
+            return self.model
+        if self._sampling_model is None:
+            self._sampling_model = build_individual_model(self.data, self.config)
+        return self._sampling_model
+
     def build(self):  # noqa: ANN201
-        self._model = build_individual_model(self.data, self.config)
-        return self._model
+        self._model = self._sampling_model = None
+        return self.model
+
+    def complete_posterior(self, idata, seed: int):  # noqa: ANN001, ANN201
+        """Add the integrated-out intercepts to a posterior of :attr:`sampling_model`, drawn exactly from their
+        Gaussian conditional given every other parameter (one draw per posterior draw, seeded); a posterior
+        of :attr:`model` is returned unchanged."""
+        from bonebayes.models.marginal import complete_intercepts
+
+        post = idata.posterior
+        if "marginal_resid_sum" not in post:
+            return idata
+        held = np.isin(np.asarray(self.data.subjects), list(self.config.holdout_subjects))
+        layout = level_layout(self.data, self.config)
+        marg = _marginal_levels(self.data, layout, self.config, held)
+        groups = Groups.of(*_marginal_rows(self.data, marg), len(self.data.levels))
+        forms = {self.data.levels[k]: layout[self.data.levels[k]][1] for k in sorted(marg)}
+        idata.posterior = complete_intercepts(post, groups, forms, self.data.cohort_of, seed)
+        return idata
 
     def population_vars(self) -> list[str]:
         return population_var_names(self.model)
@@ -404,11 +508,13 @@ class IndividualModel:
         from bonebayes.fit import Fit
         from bonebayes.inference import diagnose, provenance, sample
 
-        init = self.initial_values()
+        free = {v.name for v in self.sampling_model.free_RVs}
+        init = {k: v for k, v in self.initial_values().items() if k in free}
         t = time.perf_counter()
-        idata = sample(self.model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
+        idata = sample(self.sampling_model, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                        progress=progress, target_accept=target_accept or self.TARGET_ACCEPT, initvals=init,
                        no_jitter=self.no_jitter(init))
+        idata = self.complete_posterior(idata, seed)
         wall = time.perf_counter() - t
         prov = provenance(config=self.config.model_dump(mode="json"), data_hash=self.data_hash(), seed=seed,
                           sampler=sampler, draws=draws, tune=tune, chains=chains, wall_time_s=wall,
