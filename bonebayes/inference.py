@@ -189,8 +189,12 @@ def compile_nutpie(model: Any, *, swap_data: Sequence[str] = (), no_jitter: Sequ
     starts = ChainStarts(frozen, initvals, no_jitter)
     gradient = os.environ.get("BONEBAYES_NUTPIE_GRADIENT",
                               (gradient_backend or NUTPIE_GRADIENT) if backend == "jax" else backend)
+    from bonebayes.models.marginal import POSTHOC_VARS
+
+    names = [v.name for v in frozen.unobserved_value_vars]
+    stored = [n for n in names if n not in POSTHOC_VARS] if set(POSTHOC_VARS) & set(names) else None
     compiled = nutpie.compile_pymc_model(frozen, backend=backend, gradient_backend=gradient, jitter_rvs=set(),
-                                         freeze_model=False)
+                                         freeze_model=False, var_names=stored)
     order = [frozen.rvs_to_values[v].name for v in frozen.free_RVs]  # nutpie's flat layout
     return dataclasses.replace(compiled, **{_starts_field(compiled): _FlatStarts(starts, order)})
 

@@ -63,3 +63,16 @@ def test_layout_is_a_pure_function_of_the_data(seed: int) -> None:
     d1 = prepare_individual(c.observations, c.exposures)
     d2 = prepare_individual(c.observations.sample(frac=1.0, random_state=seed), c.exposures)
     assert level_layout(d1, ModelConfig()) == level_layout(d2, ModelConfig())
+
+
+def test_large_cohorts_pin_the_cohort_means_of_a_single_visit_level() -> None:
+    """Serum RANKL/OPG at baseline only: non-centred cohort offsets in small cohorts (the funnel at small
+    tau_cohort is the risk), sampled directly once cohorts are large enough to pin their means."""
+    from bonebayes.models.layout import cohorts_pinned
+
+    forms = {}
+    for n in (60, 600):
+        c = simulate_cohort(SyntheticDesign(n_subjects=n, n_cohorts=3, serum_visits=(0,)), seed=1)
+        data = prepare_individual(c.observations, c.exposures)
+        forms[n] = (level_layout(data, ModelConfig())["rankl"][0], cohorts_pinned(data, "rankl"))
+    assert forms == {60: ("offset", False), 600: ("direct", True)}

@@ -81,3 +81,57 @@ def test_collapsed_logp_is_the_integral_over_the_intercepts(models):
     integral = lp_f(at(zero)) + np.sum(b**2 / (2 * h)) + 0.5 * np.sum(np.log(2 * np.pi / h))
     collapsed_point = {k: v for k, v in point.items() if k in {x.name for x in cm.value_vars}}
     np.testing.assert_allclose(cm.compile_logp()(collapsed_point), integral, rtol=1e-10)
+
+
+def test_intercepts_drawn_back_from_their_conjugate_posterior():
+    """complete_intercepts draws a | theta, y: mean and SD against the textbook normal-normal update."""
+    import xarray as xr
+
+    from bonebayes.models.marginal import complete_intercepts
+
+    g = _groups()  # subjects 0-3, levels 0-1; subject 2 has no level-0 rows, subject 3 none at level 0 either
+    r = np.random.default_rng(4).normal(size=len(g.row_group))  # y - f - c per row
+    sig, tau, c = np.array([0.3, 0.05]), np.array([0.7, 0.2]), np.array([[1.0, -2.0], [0.5, 3.0]])
+    cohort_of = np.array([0, 1, 1, 0])
+    D = 40_000
+    rep = lambda x: np.broadcast_to(x, (1, D) + np.shape(x))  # noqa: E731
+    post = xr.Dataset({
+        "marginal_resid_sum": (("chain", "draw", "marginal_group"), rep(np.bincount(g.row_group, r))),
+        "cohort_level_mean": (("chain", "draw", "cohort", "level"), rep(c)),
+        "sigma_level": (("chain", "draw", "level"), rep(sig)),
+        "tau_subject": (("chain", "draw", "level"), rep(tau)),
+    }, coords={"chain": [0], "draw": np.arange(D), "level": ["ctx", "bmd_hip"], "subject": list("abcd")})
+    out = complete_intercepts(post, g, {"ctx": "direct", "bmd_hip": "offset"}, cohort_of, seed=1)
+    assert "marginal_resid_sum" not in out and "cohort_level_mean" not in out
+    a, z = out["a_ctx"].values[0], out["z_bmd_hip"].values[0]
+    for k, draws, scale in ((0, a, 1.0), (1, z, None)):
+        for i in range(4):
+            rows = (g.unit[g.row_group] == i) & (g.level[g.row_group] == k)
+            prec = 1 / tau[k] ** 2 + rows.sum() / sig[k] ** 2
+            mean, sd = r[rows].sum() / sig[k] ** 2 / prec, np.sqrt(1 / prec)
+            if scale:  # a = c + offset
+                mean = mean + c[cohort_of[i], k]
+            else:  # z = offset / tau
+                mean, sd = mean / tau[k], sd / tau[k]
+            assert abs(draws[:, i].mean() - mean) < 5 * sd / np.sqrt(D)
+            assert abs(draws[:, i].std() / sd - 1) < 0.02
+    again = complete_intercepts(post, g, {"ctx": "direct", "bmd_hip": "offset"}, cohort_of, seed=1)
+    np.testing.assert_array_equal(again["a_ctx"].values, out["a_ctx"].values)
+
+
+def test_mock_fit_of_the_collapsed_model_has_the_full_models_parameters(models):
+    full, collapsed = models
+    fit = collapsed.fit(draws=20, tune=0, chains=2, seed=5, sampler="mock", progress=False)
+    post = fit.idata.posterior
+    assert {v.name for v in full.model.free_RVs} <= set(post.data_vars)
+    assert "marginal_resid_sum" not in post and "cohort_level_mean" not in post
+    assert all(np.isfinite(post[v]).all() for v in post.data_vars if v.startswith(("a_", "z_")))
+    assert fit.provenance["config"]["intercepts"] == "marginal"
+
+
+def test_held_out_subjects_keep_sampled_intercepts(models):
+    full, _ = models
+    subject = full.data.subjects[0]
+    cfg = {"intercepts": "marginal", "holdout_subjects": (subject,)}
+    m = IndividualModel(full.observations, full.exposures, cfg)
+    assert {v.name for v in m.sampling_model.free_RVs} == {v.name for v in m.model.free_RVs}

@@ -36,6 +36,13 @@ centred intercept whose posterior reaches tau near 0 diverges (an SBC replicate 
 pilot SD 0.074 had 14 divergences and R-hat 1.39 for tau_subject[ctx]); a non-centred one where the data are
 informative only mixes more slowly. Borderline levels therefore get the non-centred form."""
 
+COHORT_PINNED_RATIO = 1 / 3
+"""Cohort means of a sparsely measured level are sampled directly when the SD of a cohort's mean is below this
+fraction of the typical between-cohort SD (reliability above 0.9), stricter than :data:`PINNED_RATIO`
+because with 2-3 cohorts a centred level whose means are not pinned diverges at small tau_cohort (89
+divergences at 100 subjects before ``_hierarchical_levels``). The main job's 200-subject cohort with serum
+at three visits (0.40) keeps offsets; the 500-subject reference with serum once (0.32) does not."""
+
 PILOT_MIN_SUBJECTS = 4
 """The pilot estimate needs at least this many subjects with two or more observations in shared cells."""
 
@@ -115,9 +122,9 @@ def pilot_spread(data: IndividualData, level: str) -> Spread | None:
 
 def cohorts_pinned(data: IndividualData, level: str) -> bool:
     """Whether the data pin a level's cohort means: the typical SD of a cohort's mean of its subjects'
-    means, sqrt(between^2 + noise_of_mean^2 / n_subjects), is below :data:`PINNED_RATIO` times the typical
-    between-cohort SD (the priors' values). Serum RANKL once per subject in 167-subject cohorts: 0.048
-    against 0.075, pinned; in 33-subject cohorts 0.11, not."""
+    means, sqrt(between^2 + noise_of_mean^2) / sqrt(n_subjects), is below :data:`COHORT_PINNED_RATIO` times
+    the typical between-cohort SD 0.15 (the priors' values). Serum RANKL once per subject in 167-subject
+    cohorts: 0.048, pinned; in 33-subject cohorts 0.11, not."""
     per = data.obs_per_subject(level)
     measured = per > 0
     if not measured.any():
@@ -125,7 +132,7 @@ def cohorts_pinned(data: IndividualData, level: str) -> bool:
     n_c = np.bincount(data.cohort_of[measured], minlength=len(data.cohorts))
     s = prior_spread(level, float(per[measured].mean()))
     noise = np.sqrt(s.between**2 + s.noise_of_mean**2) / np.sqrt(max(float(n_c.min()), 1.0))
-    return bool(noise < PINNED_RATIO * _prior_mean(PRIORS["tau_cohort"]))
+    return bool(noise < COHORT_PINNED_RATIO * _prior_mean(PRIORS["tau_cohort"]))
 
 
 def level_layout(data: IndividualData, cfg) -> dict[str, tuple[str, str]]:  # noqa: ANN001 - a ModelConfig

@@ -18,6 +18,12 @@ import numpy as np
 import xarray as xr
 
 
+POSTHOC_VARS: tuple[str, ...] = ("marginal_resid_sum", "cohort_level_mean")
+"""Deterministics that drawing the intercepts back needs, computed after sampling rather than at every draw:
+in nutpie's trace (an uncompiled JAX evaluation per draw) they doubled the 500-subject sampling time
+(13.1 against 6.0 ms per gradient)."""
+
+
 @dataclass(frozen=True)
 class Groups:
     """Observation rows grouped by (subject, level): dense group id per row and the group's subject/level."""
