@@ -223,7 +223,7 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
     if unknown:
         raise ValueError(f"holdout_subjects {unknown[:5]} are not subjects of the data")
     held_ll = []
-    marginal_rows: list[tuple] = []  # (unit, level, residual) of rows whose intercept is integrated out
+    marginal_rows: list[tuple] = []  # (y, mean without intercept) of rows whose intercept is integrated out
     mk = data.markers
     if len(mk):
         st = by_block[id(mk)]
