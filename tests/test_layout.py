@@ -76,3 +76,23 @@ def test_large_cohorts_pin_the_cohort_means_of_a_single_visit_level() -> None:
         data = prepare_individual(c.observations, c.exposures)
         forms[n] = (level_layout(data, ModelConfig())["rankl"][0], cohorts_pinned(data, "rankl"))
     assert forms == {60: ("offset", False), 600: ("direct", True)}
+
+
+def test_with_intercepts_integrated_out_a_censored_level_needs_pinned_cohorts_for_direct_means() -> None:
+    """CTX (values below the LOQ) keeps sampled intercepts when the others are integrated out; its cohort
+    means are then direct only where the cohorts pin them (a (tau_cohort, deviation) funnel otherwise)."""
+    from bonebayes.models.layout import censored_levels, cohorts_pinned
+
+    forms = {}
+    for n in (100, 600):
+        c = simulate_cohort(SyntheticDesign(n_subjects=n, n_cohorts=3), seed=1)
+        data = prepare_individual(c.observations, c.exposures)
+        assert "ctx" in censored_levels(data)
+        sampled = level_layout(data, ModelConfig())
+        marginal = level_layout(data, ModelConfig(intercepts="marginal"))
+        held = level_layout(data, ModelConfig(intercepts="marginal", holdout_subjects=(data.subjects[0],)))
+        assert sampled["ctx"][0] == "direct" and held == sampled  # held-out subjects: nothing integrated
+        assert {lv: f for lv, f in marginal.items() if lv != "ctx"} == {
+            lv: f for lv, f in sampled.items() if lv != "ctx"}
+        forms[n] = (marginal["ctx"][0], cohorts_pinned(data, "ctx"))
+    assert forms == {100: ("offset", False), 600: ("direct", True)}

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bonebayes.models._gather import take_by_index
 from bonebayes.models.data import MARKER_LATENT, IndividualData, prepare_individual
-from bonebayes.models.layout import level_layout
+from bonebayes.models.layout import censored_levels, integrates_intercepts, level_layout
 from bonebayes.models.marginal import Groups, marginal_loglik_rows, segment_sums
 from bonebayes.models.population import PopulationParams, build_population
 from bonebayes.models.priors import PRIORS
@@ -111,8 +111,10 @@ def _censored_normal_random(mu, sigma, censored, rng=None, size=None):  # noqa: 
     return rng.normal(mu, sigma, size=size)
 
 
-def build_individual_model(data: IndividualData, config: ModelConfig | None = None):  # noqa: ANN201
-    """Build the PyMC model for :class:`IndividualData`."""
+def build_individual_model(data: IndividualData, config: ModelConfig | None = None,
+                           integrate: bool = True):  # noqa: ANN201
+    """Build the PyMC model for :class:`IndividualData`; ``integrate=False`` keeps every subject intercept a
+    parameter even with ``intercepts="marginal"`` (same layout otherwise: the model of record)."""
     import pymc as pm
 
     cfg = config or ModelConfig()
@@ -125,12 +127,14 @@ def build_individual_model(data: IndividualData, config: ModelConfig | None = No
     with pm.Model(coords=coords) as model:
         pop = build_population(data.sites, active, sched.antiresorptives, sched.anabolics, cfg.ratio_driver,
                                signalling=cfg.signalling, precursor_pool=cfg.precursor_pool)
-        add_individual_block(data, pop, cfg)
+        add_individual_block(data, pop, cfg, integrate)
     return model
 
 
-def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: ModelConfig) -> None:
-    """Add the cohort levels, subject effects and likelihoods of ``data`` to the current model."""
+def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: ModelConfig,
+                         integrate: bool = True) -> None:
+    """Add the cohort levels, subject effects and likelihoods of ``data`` to the current model
+    (``integrate``: see :func:`build_individual_model`)."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -183,7 +187,7 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
         level_mean = mu_level[None, :] * pt.ones((len(data.cohorts), 1))
     tau_subject = pm.HalfNormal("tau_subject", np.array(tau_sd), dims="level")
     held = np.isin(np.asarray(data.subjects), list(cfg.holdout_subjects))
-    marg = _marginal_levels(data, layout, cfg, held)
+    marg = _marginal_levels(data, layout, cfg) if integrate else set()
     columns = []
     for k, lv in enumerate(data.levels):
         base = level_mean[data.cohort_of, k]
@@ -322,14 +326,13 @@ def add_individual_block(data: IndividualData, pop: PopulationParams, cfg: Model
         pm.Deterministic("holdout_loglik", pt.concatenate(held_ll), dims="holdout_obs")
 
 
-def _marginal_levels(data: IndividualData, layout: dict[str, tuple[str, str]], cfg: ModelConfig,
-                     held: np.ndarray) -> set[int]:
+def _marginal_levels(data: IndividualData, layout: dict[str, tuple[str, str]], cfg: ModelConfig) -> set[int]:
     """Indices of the levels whose subject intercepts are integrated out (``cfg.intercepts == "marginal"``):
     those with a subject intercept and no censored observation (markers below the LOQ keep theirs)."""
-    if cfg.intercepts != "marginal" or held.any():
+    if not integrates_intercepts(data, cfg):
         return set()
-    censored = set(data.markers.level[data.markers.censored.astype(bool)].tolist())
-    return {k for k, lv in enumerate(data.levels) if layout[lv][1] != "none" and k not in censored}
+    censored = censored_levels(data)
+    return {k for k, lv in enumerate(data.levels) if layout[lv][1] != "none" and lv not in censored}
 
 
 def _marginal_rows(data: IndividualData, marg: set[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -427,8 +430,7 @@ class IndividualModel:
         ``intercepts="marginal"`` only the sampler sees :attr:`sampling_model`.
         """
         if self._model is None:
-            full = self.config.model_copy(update={"intercepts": "sampled"})
-            self._model = build_individual_model(self.data, full)
+            self._model = build_individual_model(self.data, self.config, integrate=False)
         return self._model
 
     @property
@@ -461,9 +463,8 @@ class IndividualModel:
         if missing:  # not stored by the sampler (inference.compile_nutpie): one forward pass per draw
             post = post.merge(pm.compute_deterministics(post, var_names=missing, model=self.sampling_model,
                                                         progressbar=False))
-        held = np.isin(np.asarray(self.data.subjects), list(self.config.holdout_subjects))
         layout = level_layout(self.data, self.config)
-        marg = _marginal_levels(self.data, layout, self.config, held)
+        marg = _marginal_levels(self.data, layout, self.config)
         groups = Groups.of(*_marginal_rows(self.data, marg), len(self.data.levels))
         forms = {self.data.levels[k]: layout[self.data.levels[k]][1] for k in sorted(marg)}
         idata.posterior = complete_intercepts(post, groups, forms, self.data.cohort_of, seed)

@@ -340,7 +340,7 @@ def build_joint_model(individual, published: PublishedData, ind_config=None,  # 
     with pm.Model(coords=coords) as model:
         pop = build_population(sites, hormones, res, ana, pcfg.ratio_driver, pcfg.anabolic_coupling,
                                pcfg.signalling, pcfg.precursor_pool)
-        add_individual_block(individual, pop, icfg)
+        add_individual_block(individual, pop, icfg, integrate=False)  # no draw-back step here
         add_published_block(published, pop, pcfg)
     return model
 
