@@ -79,11 +79,11 @@ class Fit:
             if kind != "individual":
                 raise ValueError(f"cannot rebuild model kind {kind!r}")
             from bonebayes.datasets.io import validate_exposures, validate_observations
-            from bonebayes.models.individual import IndividualModel
+            from bonebayes.models.individual import IndividualModel, saved_config
 
             obs = validate_observations(_from_saved(self.tables["observations"]), source="<fit observations>")
             exp = validate_exposures(_from_saved(self.tables["exposures"]), source="<fit exposures>")
-            self.model = IndividualModel(obs, exp, self.provenance["config"])
+            self.model = IndividualModel(obs, exp, saved_config(self.provenance["config"]))
         return self.model
 
 

@@ -68,7 +68,7 @@ def test_individual_model_starts_levels_at_the_data(tiny_cohort_dir):
     from bonebayes.models.individual import IndividualModel
 
     obs, exp = load_cohort(tiny_cohort_dir / "observations.csv", tiny_cohort_dir / "exposures.csv")
-    m = IndividualModel(obs, exp)
+    m = IndividualModel(obs, exp, {"intercepts": "sampled"})  # CTX cohort means direct
     init = m.initial_values()
     assert all(np.all(np.isfinite(v)) for v in init.values())
     fixed = m.no_jitter(init)

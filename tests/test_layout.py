@@ -42,7 +42,8 @@ def test_layout_follows_the_data_not_only_the_design() -> None:
     one against little noise (pinned intercepts) a centred intercept."""
     small, _, _ = _data({"p1np": 0.02, "opg": 1.0}, {"opg": 0.15})
     large, _, _ = _data({"p1np": 0.6, "opg": 0.05})
-    a, b = level_layout(small, ModelConfig()), level_layout(large, ModelConfig())
+    cfg = ModelConfig(intercepts="sampled")  # every level's intercepts sampled (CTX cohort form: the design's)
+    a, b = level_layout(small, cfg), level_layout(large, cfg)
     assert a["p1np"][1] == "offset" and b["p1np"][1] == "direct"
     assert a["opg"][1] == "direct" and b["opg"][1] == "offset"
     assert a["ctx"] == b["ctx"] == ("direct", "direct")  # the cohort form depends on the design only
@@ -88,7 +89,7 @@ def test_with_intercepts_integrated_out_a_censored_level_needs_pinned_cohorts_fo
         c = simulate_cohort(SyntheticDesign(n_subjects=n, n_cohorts=3), seed=1)
         data = prepare_individual(c.observations, c.exposures)
         assert "ctx" in censored_levels(data)
-        sampled = level_layout(data, ModelConfig())
+        sampled = level_layout(data, ModelConfig(intercepts="sampled"))
         marginal = level_layout(data, ModelConfig(intercepts="marginal"))
         held = level_layout(data, ModelConfig(intercepts="marginal", holdout_subjects=(data.subjects[0],)))
         assert sampled["ctx"][0] == "direct" and held == sampled  # held-out subjects: nothing integrated

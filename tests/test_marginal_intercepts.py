@@ -40,7 +40,7 @@ def test_segment_sums_match_bincount():
 @pytest.fixture(scope="module")
 def models():
     cohort = simulate_cohort(SyntheticDesign(n_subjects=10, n_cohorts=2), seed=7)
-    full = IndividualModel(cohort.observations, cohort.exposures)
+    full = IndividualModel(cohort.observations, cohort.exposures, {"intercepts": "sampled"})
     collapsed = IndividualModel(cohort.observations, cohort.exposures, {"intercepts": "marginal"})
     return full, collapsed
 

@@ -42,7 +42,9 @@ def tiny():
 
 
 def test_default_individual_model_logp_is_unchanged(tiny) -> None:
-    model = IndividualModel(tiny.observations, tiny.exposures).model
+    # the full model with sampled intercepts (the default before intercepts="marginal"; with it this cohort's
+    # CTX cohort means are non-centred, models.layout.level_layout)
+    model = IndividualModel(tiny.observations, tiny.exposures, {"intercepts": "sampled"}).model
     assert _perturbed_logp(model) == BASELINE_LOGP["individual"]
 
 
@@ -51,9 +53,16 @@ def test_default_published_model_logp_is_unchanged() -> None:
 
 
 def test_default_configs_dump_as_before() -> None:
-    """Saved configs of the default models carry no new keys, so existing fits are still reused."""
+    """Saved configs of the default models carry no variant keys; ``intercepts`` is stored since it became
+    "marginal" by default, and a saved config without it (fitted before) is rebuilt with sampled intercepts."""
+    from bonebayes.models.individual import saved_config
+
     assert set(ModelConfig().model_dump()) == {"name", "step_months", "history_step_months", "random_kM",
-                                               "cohort_effects", "ratio_driver", "sites"}
+                                               "cohort_effects", "ratio_driver", "sites", "intercepts"}
+    assert ModelConfig().intercepts == "marginal"
+    old = {k: v for k, v in ModelConfig().model_dump().items() if k != "intercepts"}
+    assert ModelConfig(**saved_config(old)).intercepts == "sampled"
+    assert ModelConfig(**saved_config(ModelConfig().model_dump())).intercepts == "marginal"
     assert "precursor_pool" not in PublishedConfig().model_dump(mode="json")
     assert PublishedConfig(precursor_pool=True).model_dump()["precursor_pool"] is True
     assert PublishedConfig(**PublishedConfig(signalling="ratio").model_dump()).signalling == "ratio"

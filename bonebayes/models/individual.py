@@ -23,12 +23,14 @@ exceeds the noise of a subject's mean) and non-centred otherwise; with at most o
 the subject intercept is dropped (it is not separable from the residual). ``models.layout.level_layout``
 makes these choices. Priors: ``models.priors``.
 
-With ``ModelConfig(intercepts="marginal")`` NUTS samples the same posterior with the subject intercepts of
-every level without censored observations integrated out exactly (``models.marginal``: each subject's
+By default (``ModelConfig(intercepts="marginal")``) NUTS samples the same posterior with the subject
+intercepts of every level without censored observations integrated out exactly (``models.marginal``: each subject's
 observations of a level are jointly normal with covariance sigma^2 I + tau^2 11'); the intercepts are then
 drawn back from their normal conditional (``IndividualModel.complete_posterior``), so saved fits, pointwise
 log-likelihoods and predictive checks all refer to the full model. At 500 subjects this removes 1,500 of 2,559
 parameters and halves the NUTS trajectory (``benchmarks/bench_reference.py --intercepts marginal``).
+``intercepts="sampled"`` samples every intercept (the default before; saved fits whose configuration has
+no ``intercepts`` key were fitted that way, see :func:`saved_config`).
 """
 
 from __future__ import annotations
@@ -76,18 +78,23 @@ class ModelConfig(BaseModel):
         (), description="subjects whose observations get no likelihood (grouped K-fold); their log-density "
                         "is kept as the deterministic holdout_loglik")
     intercepts: Literal["sampled", "marginal"] = Field(
-        "sampled", description="subject intercepts sampled, or integrated out where all of a level's "
-                               "observations are uncensored Gaussian (models.marginal)")
+        "marginal", description="subject intercepts integrated out where all of a level's observations are "
+                                "uncensored Gaussian (models.marginal; drawn back after sampling), or sampled")
 
     def model_dump(self, **kwargs):  # noqa: ANN003, ANN201
         """As pydantic's, without variant options left at their defaults (saved configs stay unchanged)."""
         return _drop_default_variants(super().model_dump(**kwargs), VARIANT_DEFAULTS)
 
 
-VARIANT_DEFAULTS: dict[str, object] = {"signalling": "separate", "precursor_pool": False, "holdout_subjects": (),
-                                       "intercepts": "sampled"}
+VARIANT_DEFAULTS: dict[str, object] = {"signalling": "separate", "precursor_pool": False, "holdout_subjects": ()}
 """Options added for model variants and K-fold; omitted from dumped configs at these values, so that configs
 saved before they existed compare equal (fit reuse) and the default model's provenance is unchanged."""
+
+
+def saved_config(config: dict) -> dict:
+    """A configuration stored in a saved fit, as a ModelConfig argument: fits saved before ``intercepts``
+    became a stored setting sampled every intercept (its default then) and are rebuilt that way."""
+    return {"intercepts": "sampled", **config}
 
 
 def _drop_default_variants(d: dict, defaults: dict[str, object]) -> dict:
