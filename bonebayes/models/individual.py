@@ -445,7 +445,7 @@ class IndividualModel:
         """The model NUTS samples: :attr:`model`, or with ``intercepts="marginal"`` the same posterior with
         the Gaussian subject intercepts integrated out (``models.marginal``; drawn back by
         :meth:`complete_posterior`)."""
-        if self.config.intercepts == "sampled":
+        if not integrates_intercepts(self.data, self.config):  # sampled, or held-out subjects (K-fold)
             return self.model
         if self._sampling_model is None:
             self._sampling_model = build_individual_model(self.data, self.config)
